@@ -1,0 +1,3 @@
+"""chatsvc: a self-hosted, line-based chat server built on Twisted."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,96 @@
+"""
+Typed refusals of the chat's rules. The Lobby raises them; each front door turns
+them into its own error line. Every message says what happened and what to do.
+"""
+
+
+class ChatError(Exception):
+    """A request the chat refused; nothing was changed."""
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else self.__class__.__name__
+
+
+class ServerFull(ChatError):
+    def __init__(self, limit: int):
+        super().__init__(
+            f"The server is full: it holds {limit} users. Try again later."
+        )
+
+
+class InvalidName(ChatError):
+    def __init__(self, limit: int):
+        super().__init__(
+            f"A screen name is 1 to {limit} letters, digits, _ or -."
+            " Press Enter alone to be a guest."
+        )
+
+
+class NameTaken(ChatError):
+    def __init__(self, name: str):
+        super().__init__(f"The name {name} is taken. Choose another one.")
+
+
+class InvalidRoomName(ChatError):
+    def __init__(self, limit: int):
+        super().__init__(
+            f"A room name is 1 to {limit} letters, digits, _, - or ."
+        )
+
+
+class RoomExists(ChatError):
+    def __init__(self, name: str, rooms: list):
+        super().__init__(
+            f"A room named {name} exists already. Rooms: {', '.join(rooms)}."
+            f" Type join {name} to go there."
+        )
+
+
+class NoSuchRoom(ChatError):
+    def __init__(self, name: str):
+        super().__init__(
+            f"No room named '{name}'. Type list to see rooms, or create {name}."
+        )
+
+
+class NotInRoom(ChatError):
+    def __init__(self, what: str = "do that"):
+        super().__init__(
+            f"You are not in a room, so you cannot {what}."
+            " Type list to see rooms, then join ROOM or create ROOM."
+        )
+
+
+class NoSuchUser(ChatError):
+    def __init__(self, name: str):
+        super().__init__(f"No one named '{name}' is online. Type who to see users.")
+
+
+class EmptyMessage(ChatError):
+    def __init__(self):
+        super().__init__("Nothing to send: the line is empty once cleaned.")
+
+
+class BadHistoryCount(ChatError):
+    def __init__(self, limit: int):
+        super().__init__(f"history takes a number from 1 to {limit}.")
+
+
+class NotStored(ChatError):
+    def __init__(self, what: str = "Your message"):
+        super().__init__(
+            f"{what} could not be saved, so it was not sent. Please try again."
+        )
+
+
+class UnknownCommand(ChatError):
+    def __init__(self, word: str):
+        super().__init__(
+            f"Unknown command '/{word}'. Type help for the commands,"
+            " or say TEXT to send a line that starts with /."
+        )
+
+
+class BadArguments(ChatError):
+    def __init__(self, usage: str, summary: str):
+        super().__init__(f"Usage: {usage} ({summary}).")

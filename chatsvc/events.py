@@ -1,0 +1,70 @@
+"""
+What the Lobby tells a user's front door. Every front door is fed the same
+events through one method, L{IChatClient.deliver}, and renders them its own way.
+"""
+
+from dataclasses import dataclass, field
+
+from zope.interface import Interface
+
+from chatsvc.store import Message
+
+
+class IChatClient(Interface):
+    """A user's side of a connection, as the Lobby sees it."""
+
+    def deliver(event):
+        """Show C{event} to the user. Must not block; may raise if the client is broken."""
+
+    def disconnect(reason):
+        """Close the connection, e.g. after a failed delivery."""
+
+
+@dataclass(eq=False)
+class Said:
+    """A message said in a room, stored before this event exists."""
+
+    room: str
+    message: Message
+    # Filled in by the first front door that renders this event, so a line sent
+    # to a hundred members is encoded once.
+    rendered: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Joined:
+    room: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Left:
+    room: str
+    name: str
+    why: str = "left"  # "left", "quit" (disconnected) or "moved" (joined another room)
+
+
+@dataclass(frozen=True)
+class Whispered:
+    sender: str
+    recipient: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What a user is told on joining a room: who is there and its recent history."""
+
+    room: str
+    members: tuple  # the names of the others in the room
+    replay: tuple  # recent messages, oldest first
+    older: int  # how many messages come before the replay
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a room's history, answering a `history` request."""
+
+    room: str
+    messages: list
+    older: int  # how many messages are still older than this page

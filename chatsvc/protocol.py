@@ -1,0 +1,319 @@
+"""
+The native front door: a line protocol a person can use with ``nc``. Turns
+lines into calls on the Lobby and the Lobby's events into marked lines
+(see protocol.md: ``<name>`` said, ``*`` notice, ``!`` error, ``->``/``<-`` private).
+"""
+
+import time
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from zope.interface import implementer
+
+from chatsvc import errors
+from chatsvc.commands import Chat, helpLines, parse
+from chatsvc.events import IChatClient, Joined, Left, Said, Whispered
+
+NAME_PROMPT = "Enter your screen name:"
+LEGACY_QUIT = b"#quit"  # what the original chatClient.py waits for to leave
+
+
+def _stamp(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(timestamp))
+
+
+def renderReplayed(message) -> str:
+    return f"[{_stamp(message.timestamp)}] <{message.sender}> {message.text}"
+
+
+@implementer(IChatClient)
+class ChatProtocol(LineReceiver):
+    delimiter = b"\n"  # a trailing \r is stripped in lineReceived
+    log = Logger()
+
+    def __init__(self):
+        self.user = None
+        self.legacy = False  # the peer is the original chatClient.py
+        self._discarding = False  # skipping the rest of an over-long line
+        self._leftover = None  # bytes after an over-long line, still to parse
+        self._unconfirmed = 0  # messages said but not yet stored and echoed
+        self._whenConfirmed = None  # a quit waiting for them
+
+    # Connection
+
+    def connectionMade(self):
+        lobby = self.factory.lobby
+        self.maxLine = lobby.settings.max_line
+        self.MAX_LENGTH = self.maxLine + 1  # room for the \r of a \r\n ending
+        if ITCPTransport.providedBy(self.transport):
+            self.transport.setTcpNoDelay(True)  # chat lines are small: no Nagle delay
+        try:
+            self.user = lobby.connect(self)
+        except errors.ServerFull as refusal:
+            self.log.info("Refused {peer}: server full", peer=self.transport.getPeer())
+            self.error(str(refusal))
+            self.transport.loseConnection()
+            return
+        self.notice(f"Welcome to chatsvc! {NAME_PROMPT}")
+
+    def connectionLost(self, reason):
+        if self.user is not None:
+            self.factory.lobby.disconnect(self.user)
+            if self.user.name is not None:
+                self.log.info("{name} left", name=self.user.name)
+            self.user = None
+
+    @property
+    def room(self):
+        """The room this user is in (the native door keeps them in one at most)."""
+        return next(iter(self.user.rooms.values()), None)
+
+    # Reading lines
+
+    def dataReceived(self, data):
+        while True:
+            if self._discarding:
+                newline = data.find(b"\n")
+                if newline == -1:
+                    return
+                self._discarding = False
+                data = data[newline + 1:]
+            LineReceiver.dataReceived(self, data)
+            if self._leftover is None:
+                return
+            data, self._leftover = self._leftover, None
+
+    def lineLengthExceeded(self, data):
+        # Answer, skip up to the end of this line, and carry on with the next.
+        self._tooLong()
+        newline = data.find(b"\n")
+        if newline == -1:
+            self._discarding = True
+        else:
+            self._leftover = data[newline + 1:]
+
+    def _tooLong(self):
+        self.error(f"That line is longer than {self.maxLine} bytes; it was discarded.")
+
+    def lineReceived(self, raw):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if self.user is None:  # refused, and closing
+            return
+        if len(raw) > self.maxLine:
+            return self._tooLong()
+        line = raw.decode("utf-8", "replace")
+        if self.legacy and line.startswith("> "):
+            line = line[2:]  # the original client's prompt rides on every line
+        try:
+            if self.user.name is None:
+                self.nameReceived(line)
+            else:
+                self.commandReceived(line)
+        except errors.ChatError as refusal:
+            self.error(str(refusal))
+        except Exception:
+            self.log.failure("Line from {user} failed", user=self.user)
+            self.error("Sorry, the server failed to do that. Please tell its operator.")
+
+    def nameReceived(self, line):
+        if self.user.name is None and line.startswith("name:") and not self.legacy:
+            self.legacy = True
+            line = line[len("name:"):]
+        try:
+            name = self.factory.lobby.chooseName(self.user, line)
+        except errors.ChatError as refusal:
+            self.error(str(refusal))
+            self.notice(NAME_PROMPT)
+            return
+        self.log.info("{name} arrived from {peer}", name=name, peer=self.transport.getPeer())
+        self.notices([f"Welcome, {name}. You are in the Lobby. Commands:"]
+                     + ["  " + line for line in helpLines()])
+
+    def commandReceived(self, line):
+        parsed = parse(line)
+        if isinstance(parsed, Chat):
+            self.cmd_say(parsed.text)
+        else:
+            getattr(self, "cmd_" + parsed.name)(*parsed.args)
+
+    # Commands
+
+    def cmd_commands(self):
+        self.notices(["Commands:"] + ["  " + line for line in helpLines()])
+
+    def cmd_create(self, name):
+        d = self.factory.lobby.createRoom(self.user, name)
+        d.addCallback(self.arrived)
+        self._waitFor(d)
+
+    def cmd_list(self):
+        rooms = self.factory.lobby.roomList()
+        if not rooms:
+            self.notice("There are no rooms yet. Type create ROOM to make one.")
+            return
+        here = self.room.name if self.room else None
+        lines = [f"Rooms ({len(rooms)}):"]
+        for name, count in rooms:
+            users = "1 user" if count == 1 else f"{count} users"
+            lines.append(f"  {name} ({users})" + (" <- you are here" if name == here else ""))
+        self.notices(lines)
+
+    def cmd_join(self, name):
+        arrival = self.factory.lobby.join(self.user, name)
+        if arrival is None:
+            self.notice(f"You are in {self.room.name} already.")
+        else:
+            self.arrived(arrival)
+
+    def cmd_leave(self):
+        room = self._currentRoom("leave one")
+        self.factory.lobby.leave(self.user, room)
+        self.notice(f"You left {room.name}. You are in the Lobby.")
+
+    def cmd_who(self):
+        room = self.room
+        if room is None:
+            names = self.factory.lobby.online()
+            self.notice(f"Online ({len(names)}): {', '.join(names)}. You are in the Lobby.")
+        else:
+            names = [u.name for u in room.members]
+            self.notice(f"In {room.name} ({len(names)}): {', '.join(names)}.")
+
+    def cmd_history(self, count):
+        room = self._currentRoom("read a room's history")
+        d = self.factory.lobby.history(self.user, room, count)
+        d.addCallback(self.paged)
+        self._waitFor(d)
+
+    def cmd_msg(self, name, text):
+        event = self.factory.lobby.whisper(self.user, name, text)
+        self.line(f"-> {event.recipient}: {event.text}")
+
+    def cmd_say(self, text):
+        room = self._currentRoom("talk: no one would hear that")
+        # The echo, delivered with everyone else's copy, is the acknowledgement.
+        # Messages are pipelined (a paste of many lines shares transactions), so
+        # the answers to commands typed after one may arrive before its echo.
+        d = self.factory.lobby.say(self.user, room, text)
+        self._unconfirmed += 1
+        d.addErrback(self._refused)
+        d.addBoth(self._confirmed)
+
+    def _confirmed(self, _):
+        self._unconfirmed -= 1
+        if not self._unconfirmed and self._whenConfirmed is not None:
+            waiting, self._whenConfirmed = self._whenConfirmed, None
+            waiting.callback(None)
+
+    def cmd_quit(self):
+        if self._unconfirmed:  # see the echo of everything said before leaving
+            self._whenConfirmed = Deferred()
+            self._whenConfirmed.addCallback(lambda _: self.cmd_quit())
+            self._waitFor(self._whenConfirmed)
+            return
+        if self.legacy:
+            self.transport.write(LEGACY_QUIT)
+        else:
+            self.notice(f"Goodbye, {self.user.name}.")
+        self.transport.loseConnection()
+
+    def _currentRoom(self, what):
+        room = self.room
+        if room is None:
+            raise errors.NotInRoom(what)
+        return room
+
+    def _waitFor(self, d):
+        """
+        Read no further lines until C{d} (a store round trip) is done, so this
+        connection's commands take effect and answer in the order sent.
+        """
+        d.addErrback(self._refused)
+        if not d.called:
+            self.pauseProducing()
+            d.addBoth(self._resume)
+
+    def _resume(self, _):
+        if self.user is not None:  # still connected
+            self.resumeProducing()
+
+    def _refused(self, failure):
+        if self.user is None:
+            return
+        if failure.check(errors.ChatError):
+            self.error(str(failure.value))
+        else:
+            self.log.failure("Request from {user} failed", failure, user=self.user)
+            self.error("Sorry, the server failed to do that. Please tell its operator.")
+
+    # Showing what happened
+
+    def arrived(self, arrival):
+        if arrival is None:  # disconnected while the room was being made
+            return
+        others = ", ".join(arrival.members) if arrival.members else "no one else"
+        lines = [f"* You joined {arrival.room}. Here: {others}."]
+        if arrival.older:
+            lines.append(f"* {arrival.older} older messages: type history to see them.")
+        lines.extend(renderReplayed(m) for m in arrival.replay)
+        self.lines(lines)
+
+    def paged(self, page):
+        if not page.messages:
+            self.notice(f"That is the beginning of {page.room}'s history.")
+            return
+        lines = [f"* {len(page.messages)} earlier messages in {page.room}:"]
+        lines.extend(renderReplayed(m) for m in page.messages)
+        if page.older:
+            lines.append(f"* {page.older} older messages: type history to see more.")
+        else:
+            lines.append(f"* That is the beginning of {page.room}'s history.")
+        self.lines(lines)
+
+    def deliver(self, event):
+        if type(event) is Said:
+            data = event.rendered.get("line")
+            if data is None:  # once per message, not once per member
+                m = event.message
+                data = event.rendered["line"] = f"<{m.sender}> {m.text}\n".encode("utf-8")
+            self.transport.write(data)
+        elif type(event) is Joined:
+            self.notice(f"{event.name} joined {event.room}")
+        elif type(event) is Left:
+            self.notice(f"{event.name} left {event.room}"
+                        + (" (disconnected)" if event.why == "quit" else ""))
+        elif type(event) is Whispered:
+            self.line(f"<- {event.sender}: {event.text}")
+
+    def disconnect(self, reason):
+        self.log.info("Disconnecting {user}: {reason}", user=self.user, reason=reason)
+        self.transport.abortConnection()
+
+    def line(self, text):
+        self.transport.write(text.encode("utf-8") + b"\n")
+
+    def lines(self, texts):
+        self.transport.write("".join(t + "\n" for t in texts).encode("utf-8"))
+
+    def notice(self, text):
+        self.line("* " + text)
+
+    def notices(self, texts):
+        self.lines("* " + t for t in texts)
+
+    def error(self, text):
+        self.line("! " + text)
+
+
+class ChatFactory(ServerFactory):
+    """Makes one L{ChatProtocol} per connection, all sharing one Lobby."""
+
+    protocol = ChatProtocol
+    noisy = False  # the protocol logs arrivals itself
+
+    def __init__(self, lobby):
+        self.lobby = lobby

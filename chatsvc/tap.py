@@ -1,0 +1,112 @@
+"""The server's command line (``twistd chatroom``): options and the service tree."""
+
+import os
+
+from twisted.application import strports
+from twisted.application.service import MultiService
+from twisted.internet import endpoints
+from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.python import usage
+from zope.interface import implementer
+
+from chatsvc.lobby import Lobby
+from chatsvc.protocol import ChatFactory
+from chatsvc.settings import Settings
+from chatsvc.store import SQLiteStore
+
+DEFAULT_LISTEN = "tcp:3000"
+
+
+def _number(options, name, low, high):
+    text = str(options[name])
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise usage.UsageError(
+            f"--{name} takes a whole number from {low} to {high}, not {text!r}.")
+    return value
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Run the chatsvc chat server. Users connect with nc, telnet or "
+        "chatsvc-client, pick a screen name and chat in rooms whose history "
+        "is kept in an SQLite database.")
+    optParameters = [
+        ["db", None, "chatroom.sqlite3",
+         "SQLite file holding rooms and history; created if missing."],
+        ["max-clients", None, Settings.max_clients,
+         "Most connections at once (1-100000); one more is told the server is full."],
+        ["max-line", None, Settings.max_line,
+         "Longest line accepted, in bytes (64-65536); a longer one gets an error."],
+        ["history-replay", None, Settings.history_replay,
+         "Messages replayed to a user joining a room (0-500; 0 turns replay off)."],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description):
+        """Listen on this endpoint description (repeatable; default tcp:3000), e.g. tcp:3000:interface=127.0.0.1, ssl:3443:privateKey=key.pem:certKey=cert.pem or unix:/run/chatsvc.sock."""  # noqa: E501 (usage folds it)
+        self["listen"].append(description)
+
+    def postOptions(self):
+        from twisted.internet import reactor
+
+        if not self["listen"]:
+            self["listen"] = [DEFAULT_LISTEN]
+        for description in self["listen"]:
+            try:
+                endpoints.serverFromString(reactor, description)  # parses; does not listen
+            except Exception as e:
+                raise usage.UsageError(f"--listen {description!r} is not usable: {e}")
+        folder = os.path.dirname(os.path.abspath(self["db"]))
+        if not os.path.isdir(folder):
+            raise usage.UsageError(f"--db {self['db']!r}: there is no folder {folder}.")
+        self.settings = Settings(
+            max_clients=_number(self, "max-clients", 1, 100_000),
+            max_line=_number(self, "max-line", 64, 65_536),
+            history_replay=_number(self, "history-replay", 0, Settings.history_page_max),
+        )
+
+
+@implementer(IStreamServerEndpoint)
+class _Announced:
+    """An endpoint that logs where it listens, once it does."""
+
+    log = Logger()
+
+    def __init__(self, endpoint, description):
+        self.endpoint = endpoint
+        self.description = description
+        self.port = None
+
+    def listen(self, factory):
+        return self.endpoint.listen(factory).addCallback(self._listening)
+
+    def _listening(self, port):
+        self.port = port
+        address = port.getHost()
+        where = (f"{address.host}:{address.port}" if hasattr(address, "port")
+                 else str(getattr(address, "name", address)))
+        self.log.info("Hosting at {where} ({description})",
+                      where=where, description=self.description)
+        return port
+
+
+def makeService(options) -> MultiService:
+    """The Lobby (started first, so rooms are loaded) and one listener per address."""
+    top = MultiService()
+    lobby = Lobby(SQLiteStore(options["db"]), options.settings)
+    lobby.setServiceParent(top)
+    factory = ChatFactory(lobby)
+    for description in options["listen"]:
+        listener = strports.service(description, factory)
+        listener.endpoint = _Announced(listener.endpoint, description)
+        listener.setServiceParent(top)
+    return top

@@ -1,0 +1,26 @@
+"""Cleaning text that came off the wire before anyone else sees it."""
+
+import re
+
+# ANSI escape sequences first (CSI like ``ESC[31m``, OSC like ``ESC]0;title BEL``,
+# and two-byte ``ESC x``), so their printable tails go with them; then every C0
+# control but tab, DEL and the C1 controls.
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]?"  # CSI
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC, ended by BEL or ST
+    r"|\x1b[@-Z\\-_]"  # other two-byte escapes
+    r"|\x9b[0-?]*[ -/]*[@-~]?"  # eight-bit CSI
+)
+# U+2028/U+2029 count as line breaks to str.splitlines and to many clients.
+_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean(text: str) -> str:
+    """
+    Return C{text} without control characters (other than tab) and without
+    terminal escape sequences, so it cannot move another user's cursor,
+    recolour their screen, ring their bell or forge a line of its own.
+    """
+    if text.isprintable():  # the common case: nothing to strip
+        return text
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
