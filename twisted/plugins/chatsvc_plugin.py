@@ -8,3 +8,10 @@ chatroom = ServiceMaker(
     "A line-based chat server with rooms and durable history.",
     "chatroom",
 )
+
+chatclient = ServiceMaker(
+    "chatsvc client",
+    "chatsvc.client",
+    "A terminal client for a chatsvc server.",
+    "chatclient",
+)
