@@ -238,7 +238,7 @@ class ChatProtocol(LineReceiver):
             d.addBoth(self._resume)
 
     def _resume(self, _):
-        if self.user is not None:  # still connected
+        if self.user is not None and not self.transport.disconnecting:
             self.resumeProducing()
 
     def _refused(self, failure):

@@ -8,7 +8,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
@@ -107,6 +107,7 @@ class SQLiteStore:
         self._queue = []  # (insert statement, row, Deferred), in order
         self._writing = False
         self._idleWaiters = []
+        self._closing = False
         self.transactions = 0  # committed write transactions, for tests and benchmarks
 
     def open(self, recent: int) -> list:
@@ -152,11 +153,14 @@ class SQLiteStore:
         return d.addCallback(lambda rows: [Message(*r) for r in rows])
 
     def close(self) -> Deferred:
-        d = self._whenIdle()
-        d.addCallback(lambda _: self._pool.close())
-        return d
+        if self._pool is None or self._closing:
+            return succeed(None)
+        self._closing = True  # refuse new writes, finish the queued ones
+        return self._whenIdle().addCallback(lambda _: self._pool.close())
 
     def _enqueue(self, statement, row) -> Deferred:
+        if self._closing:
+            return fail(RuntimeError("the store is closed"))
         d = Deferred()
         self._queue.append((statement, row, d))
         if not self._writing:

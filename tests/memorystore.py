@@ -1,0 +1,53 @@
+"""An in-memory IHistoryStore whose Deferreds fire at once, for unit tests."""
+
+from twisted.internet.defer import Deferred, fail, succeed
+from zope.interface import implementer
+
+from chatsvc.store import IHistoryStore, RoomRecord
+
+
+@implementer(IHistoryStore)
+class MemoryStore:
+    def __init__(self):
+        self.rooms = {}  # id -> RoomRecord
+        self.messages = {}  # room id -> [Message]
+        self.failing = False  # make every write fail, as a full disk would
+        self.holding = None  # a list: hold writes here until released
+        self.closed = False
+
+    def open(self, recent):
+        return [RoomRecord(r.id, r.name, r.created,
+                           len(self.messages.get(r.id, [])),
+                           tuple(self.messages.get(r.id, [])[-recent:] if recent else ()))
+                for r in self.rooms.values()]
+
+    def _write(self, apply):
+        if self.failing:
+            return fail(OSError("disk full"))
+        if self.holding is not None:
+            d = Deferred()
+            self.holding.append((apply, d))
+            return d
+        apply()
+        return succeed(None)
+
+    def release(self):
+        """Commit the held writes, in order."""
+        held, self.holding = self.holding, None
+        for apply, d in held:
+            apply()
+            d.callback(None)
+
+    def addRoom(self, room):
+        return self._write(lambda: self.rooms.__setitem__(room.id, room))
+
+    def addMessage(self, message):
+        return self._write(
+            lambda: self.messages.setdefault(message.room_id, []).append(message))
+
+    def page(self, room_id, low, high):
+        return succeed([m for m in self.messages.get(room_id, []) if low <= m.seq < high])
+
+    def close(self):
+        self.closed = True
+        return succeed(None)

@@ -1,0 +1,136 @@
+"""The chat's rules, without any front door: a Lobby and stand-in clients."""
+
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+from chatsvc import errors
+from chatsvc.events import Arrival, IChatClient, Joined, Left, Said
+from chatsvc.store import Message, RoomRecord
+from tests.memorystore import MemoryStore
+from tests.support import makeLobby
+
+
+@implementer(IChatClient)
+class Mind:
+    def __init__(self):
+        self.events = []
+        self.disconnected = None
+
+    def deliver(self, event):
+        self.events.append(event)
+
+    def disconnect(self, reason):
+        self.disconnected = reason
+
+
+class LobbyTests(TestCase):
+    def setUp(self):
+        self.lobby = makeLobby()
+
+    def named(self, name):
+        user = self.lobby.connect(Mind())
+        self.lobby.chooseName(user, name)
+        return user
+
+    def test_startLoadsStoredRooms(self):
+        store = MemoryStore()
+        store.rooms[4] = RoomRecord(4, "kitchen", 0.0)
+        store.messages[4] = [Message(4, n, f"id{n}", "ann", f"m{n}", 0.0)
+                             for n in range(1, 11)]
+        lobby = makeLobby(store, history_replay=3)
+        self.assertEqual(lobby.roomList(), [("kitchen", 0)])
+        room = lobby.rooms["kitchen"]
+        self.assertEqual(room.nextSeq, 11)
+        self.assertEqual([m.seq for m in room.recent], [8, 9, 10])
+        user = lobby.connect(Mind())
+        lobby.chooseName(user, "bob")
+        self.successResultOf(lobby.createRoom(user, "hall"))
+        self.assertEqual(lobby.rooms["hall"].id, 5)  # ids never reused
+
+    def test_stopClosesStore(self):
+        self.successResultOf(self.lobby.stopService())
+        self.assertTrue(self.lobby.store.closed)
+
+    def test_replayIsBoundedWhateverTheHistory(self):
+        """A join reads the newest messages from memory, never the whole history."""
+        alice = self.named("alice")
+        self.successResultOf(self.lobby.createRoom(alice, "kitchen"))
+        room = self.lobby.rooms["kitchen"]
+        for n in range(500):
+            self.successResultOf(self.lobby.say(alice, room, f"m{n}"))
+        self.assertEqual(len(room.recent), 50)
+        arrival = self.lobby.join(self.named("bob"), "kitchen")
+        self.assertIsInstance(arrival, Arrival)
+        self.assertEqual([m.text for m in arrival.replay], [f"m{n}" for n in range(450, 500)])
+        self.assertEqual(arrival.older, 450)
+
+    def test_createReservesNameWhileStoring(self):
+        self.lobby.store.holding = []
+        alice, bob = self.named("alice"), self.named("bob")
+        d = self.lobby.createRoom(alice, "kitchen")
+        self.assertRaises(errors.RoomExists, self.lobby.createRoom, bob, "KITCHEN")
+        self.assertNoResult(d)
+        self.lobby.store.release()
+        self.assertEqual(self.successResultOf(d).room, "kitchen")
+
+    def test_createFailureLeavesNothing(self):
+        self.lobby.store.failing = True
+        alice = self.named("alice")
+        self.failureResultOf(self.lobby.createRoom(alice, "kitchen"), errors.NotStored)
+        self.assertEqual(self.lobby.roomList(), [])
+        self.assertEqual(alice.rooms, {})
+        self.lobby.store.failing = False
+        self.successResultOf(self.lobby.createRoom(alice, "kitchen"))
+        self.flushLoggedErrors(OSError)
+
+    def test_createdAfterCreatorLeft(self):
+        self.lobby.store.holding = []
+        alice = self.named("alice")
+        d = self.lobby.createRoom(alice, "kitchen")
+        self.lobby.disconnect(alice)
+        self.lobby.store.release()
+        self.assertIsNone(self.successResultOf(d))
+        self.assertEqual(self.lobby.roomList(), [("kitchen", 0)])
+
+    def test_severalRoomsAtOnce(self):
+        """Front doors other than the native one may keep a user in many rooms."""
+        alice, bob = self.named("alice"), self.named("bob")
+        self.successResultOf(self.lobby.createRoom(alice, "one"))
+        self.successResultOf(self.lobby.createRoom(alice, "two", exclusive=False))
+        self.assertEqual(sorted(alice.rooms), ["one", "two"])
+        self.lobby.join(bob, "one")
+        self.lobby.join(bob, "two", exclusive=False)
+        self.assertEqual(self.lobby.roomList(), [("one", 2), ("two", 2)])
+        self.lobby.disconnect(bob)
+        self.assertEqual(self.lobby.roomList(), [("one", 1), ("two", 1)])
+        self.assertEqual(alice.mind.events[-2:], [Left("one", "bob", "quit"),
+                                                  Left("two", "bob", "quit")])
+
+    def test_eventsInOrder(self):
+        alice, bob = self.named("alice"), self.named("bob")
+        self.successResultOf(self.lobby.createRoom(alice, "kitchen"))
+        self.lobby.join(bob, "kitchen")
+        self.successResultOf(self.lobby.say(bob, self.lobby.rooms["kitchen"], "hi"))
+        joined, said = alice.mind.events
+        self.assertEqual(joined, Joined("kitchen", "bob"))
+        self.assertIsInstance(said, Said)
+        self.assertEqual((said.message.sender, said.message.text, said.message.seq),
+                         ("bob", "hi", 1))
+
+    def test_historyCursorMovesBeforeRowsArrive(self):
+        alice = self.named("alice")
+        self.successResultOf(self.lobby.createRoom(alice, "kitchen"))
+        room = self.lobby.rooms["kitchen"]
+        for n in range(120):
+            self.successResultOf(self.lobby.say(alice, room, f"m{n}"))
+        bob = self.named("bob")
+        self.lobby.join(bob, "kitchen")  # sent m70..m119
+        pages = [self.lobby.history(bob, room, 30), self.lobby.history(bob, room, 30)]
+        first, second = (self.successResultOf(d) for d in pages)
+        self.assertEqual([m.text for m in first.messages], [f"m{n}" for n in range(40, 70)])
+        self.assertEqual([m.text for m in second.messages], [f"m{n}" for n in range(10, 40)])
+        self.assertEqual(second.older, 10)
+
+    def test_guestNumbersCount(self):
+        names = [self.lobby.chooseName(self.lobby.connect(Mind()), "") for _ in range(3)]
+        self.assertEqual(names, ["Guest1", "Guest2", "Guest3"])

@@ -1,0 +1,440 @@
+"""The native front door, driven line by line over StringTransport."""
+
+from twisted.trial.unittest import TestCase
+
+from chatsvc.commands import COMMANDS
+from tests.support import NOW_STAMP, makeServer
+
+
+class NamingTests(TestCase):
+    def setUp(self):
+        self.lobby, self.connect = makeServer()
+
+    def test_welcomeAsksForName(self):
+        alice = self.connect()
+        self.assertEqual(alice.read(), ["* Welcome to chatsvc! Enter your screen name:"])
+
+    def test_nameConfirmedWithCommandList(self):
+        alice = self.connect()
+        alice.read()
+        alice.send("alice")
+        lines = alice.read()
+        self.assertEqual(lines[0], "* Welcome, alice. You are in the Lobby. Commands:")
+        for command in COMMANDS:
+            self.assertTrue(any(command.usage in line for line in lines), command.name)
+        self.assertTrue(all(line.startswith("* ") for line in lines))
+
+    def test_emptyNameIsGuest(self):
+        first, second = self.connect(), self.connect()
+        first.send("")
+        second.send("   ")
+        self.assertIn("* Welcome, Guest1. You are in the Lobby. Commands:", first.read())
+        self.assertIn("* Welcome, Guest2. You are in the Lobby. Commands:", second.read())
+
+    def test_guestSkipsTakenName(self):
+        self.connect("Guest1")
+        guest = self.connect()
+        guest.send("")
+        self.assertIn("* Welcome, Guest2. You are in the Lobby. Commands:", guest.read())
+
+    def test_invalidNameAsksAgain(self):
+        alice = self.connect()
+        alice.read()
+        for bad in ["bob smith", "x" * 21, "semi;colon", "<b>"]:
+            alice.send(bad)
+            lines = alice.read()
+            self.assertTrue(lines[0].startswith("! A screen name is 1 to 20 letters"), lines)
+            self.assertEqual(lines[1:], ["* Enter your screen name:"])
+        self.assertFalse(alice.transport.disconnecting)
+        alice.send("alice")
+        self.assertIn("* Welcome, alice. You are in the Lobby. Commands:", alice.read())
+
+    def test_nameTakenCaseInsensitively(self):
+        self.connect("Alice")
+        other = self.connect()
+        other.read()
+        other.send("ALICE")
+        self.assertEqual(other.read(), ["! The name ALICE is taken. Choose another one.",
+                                        "* Enter your screen name:"])
+
+    def test_nameFreedOnDisconnect(self):
+        self.connect("alice").close()
+        again = self.connect()
+        again.send("alice")
+        self.assertIn("* Welcome, alice. You are in the Lobby. Commands:", again.read())
+
+    def test_controlCharactersLeaveName(self):
+        alice = self.connect()
+        alice.send(b"\x1b[31mal\x07ice\r\n")
+        self.assertIn("* Welcome, alice. You are in the Lobby. Commands:", alice.read())
+
+
+class ServerFullTests(TestCase):
+    def test_refusedWhenFull(self):
+        lobby, connect = makeServer(max_clients=2)
+        alice, unnamed = connect("alice"), connect()
+        third = connect()
+        self.assertEqual(third.read(), ["! The server is full: it holds 2 users. Try again later."])
+        self.assertTrue(third.transport.disconnecting)
+        third.close()
+        self.assertFalse(alice.transport.disconnecting)
+        self.assertFalse(unnamed.transport.disconnecting)
+        alice.send("who")
+        self.assertEqual(alice.read(), ["* Online (1): alice. You are in the Lobby."])
+
+    def test_defaultIsTen(self):
+        lobby, connect = makeServer()
+        sessions = [connect() for _ in range(10)]
+        self.assertFalse(any(s.transport.disconnecting for s in sessions))
+        self.assertTrue(connect().transport.disconnecting)
+
+    def test_leavingMakesRoom(self):
+        lobby, connect = makeServer(max_clients=1)
+        connect("alice").close()
+        self.assertFalse(connect().transport.disconnecting)
+
+
+class RoomTests(TestCase):
+    def setUp(self):
+        self.lobby, self.connect = makeServer()
+        self.alice = self.connect("alice")
+        self.bob = self.connect("bob")
+
+    def test_listEmpty(self):
+        self.alice.send("list")
+        self.assertEqual(self.alice.read(),
+                         ["* There are no rooms yet. Type create ROOM to make one."])
+
+    def test_createJoinsRoom(self):
+        self.alice.send("create kitchen")
+        self.assertEqual(self.alice.read(), ["* You joined kitchen. Here: no one else."])
+        self.bob.send("list")
+        self.assertEqual(self.bob.read(), ["* Rooms (1):", "*   kitchen (1 user)"])
+
+    def test_createExisting(self):
+        self.alice.send("create kitchen")
+        self.bob.send("create hall")
+        self.bob.read()
+        self.bob.send("create KITCHEN")
+        self.assertEqual(self.bob.read(), [
+            "! A room named kitchen exists already. Rooms: hall, kitchen."
+            " Type join kitchen to go there."])
+        self.bob.send("who")
+        self.assertEqual(self.bob.read(), ["* In hall (1): bob."])
+
+    def test_createInvalidName(self):
+        for bad in ["/create a/b", "/create " + "r" * 33, "/create k\u00fcche"]:
+            self.alice.send(bad)
+            self.assertEqual(self.alice.read(),
+                             ["! A room name is 1 to 32 letters, digits, _, - or ."])
+        self.alice.send("list")
+        self.assertEqual(self.alice.read(),
+                         ["* There are no rooms yet. Type create ROOM to make one."])
+
+    def test_joinAndSwitch(self):
+        self.alice.send("create kitchen")
+        self.alice.send("create hall")
+        self.alice.send("join kitchen")
+        self.alice.read()
+        self.bob.send("join kitchen")
+        self.assertEqual(self.bob.read(), ["* You joined kitchen. Here: alice."])
+        self.assertEqual(self.alice.read(), ["* bob joined kitchen"])
+        self.bob.send("join hall")
+        self.assertEqual(self.bob.read(), ["* You joined hall. Here: no one else."])
+        self.assertEqual(self.alice.read(), ["* bob left kitchen"])
+        self.bob.send("list")
+        self.assertEqual(self.bob.read(), [
+            "* Rooms (2):", "*   hall (1 user) <- you are here", "*   kitchen (1 user)"])
+
+    def test_joinCurrentRoomChangesNothing(self):
+        self.alice.send("create kitchen")
+        self.bob.send("join kitchen")
+        self.alice.read()
+        self.bob.read()
+        self.bob.send("join Kitchen")
+        self.assertEqual(self.bob.read(), ["* You are in kitchen already."])
+        self.assertEqual(self.alice.read(), [])
+
+    def test_joinMissingRoom(self):
+        self.alice.send("join attic")
+        self.assertEqual(self.alice.read(), [
+            "! No room named 'attic'. Type list to see rooms, or create attic."])
+
+    def test_leave(self):
+        self.alice.send("create kitchen")
+        self.bob.send("join kitchen")
+        self.alice.read()
+        self.bob.read()
+        self.bob.send("leave")
+        self.assertEqual(self.bob.read(), ["* You left kitchen. You are in the Lobby."])
+        self.assertEqual(self.alice.read(), ["* bob left kitchen"])
+        self.bob.send("leave")
+        self.assertTrue(self.bob.read()[0].startswith("! You are not in a room"))
+
+    def test_who(self):
+        self.alice.send("create kitchen")
+        self.bob.send("join kitchen")
+        self.bob.read()
+        self.bob.send("who")
+        self.assertEqual(self.bob.read(), ["* In kitchen (2): alice, bob."])
+
+    def test_disconnectAnnounced(self):
+        self.alice.send("create kitchen")
+        self.bob.send("join kitchen")
+        self.alice.read()
+        self.bob.close()
+        self.assertEqual(self.alice.read(), ["* bob left kitchen (disconnected)"])
+        self.alice.send("list")
+        self.assertEqual(self.alice.read(), [
+            "* Rooms (1):", "*   kitchen (1 user) <- you are here"])
+
+
+class ChatTests(TestCase):
+    def setUp(self):
+        self.lobby, self.connect = makeServer()
+        self.alice = self.connect("alice")
+        self.bob = self.connect("bob")
+        self.carol = self.connect("carol")
+        self.alice.send("create kitchen")
+        self.bob.send("join kitchen")
+        for s in (self.alice, self.bob, self.carol):
+            s.read()
+
+    def test_messageToEveryoneInRoomSenderIncluded(self):
+        self.alice.send("hello there")
+        self.assertEqual(self.alice.read(), ["<alice> hello there"])
+        self.assertEqual(self.bob.read(), ["<alice> hello there"])
+        self.assertEqual(self.carol.read(), [])
+
+    def test_chatInLobbyRefused(self):
+        self.carol.send("hello?")
+        lines = self.carol.read()
+        self.assertEqual(len(lines), 1)
+        self.assertTrue(lines[0].startswith("! You are not in a room"), lines)
+        self.assertIn("join ROOM", lines[0])
+
+    def test_commandLookalikesAreChat(self):
+        self.bob.send("leave me alone")
+        self.bob.send("join the party")
+        self.assertEqual(self.alice.read(), ["<bob> leave me alone", "<bob> join the party"])
+
+    def test_sayLooksLikeCommand(self):
+        self.bob.send("say list")
+        self.bob.send("/say /quit")
+        self.assertEqual(self.alice.read(), ["<bob> list", "<bob> /quit"])
+        self.assertFalse(self.bob.transport.disconnecting)
+
+    def test_crlfAndControlsStripped(self):
+        self.bob.send(b"red \x1b[31malert\x1b[0m\x07\r\n")
+        self.assertEqual(self.alice.read(), ["<bob> red alert"])
+
+    def test_invalidUtf8Replaced(self):
+        self.bob.send(b"caf\xc3\xa9 \xff\xfe!\n")
+        self.assertEqual(self.alice.read(), ["<bob> caf\u00e9 \ufffd\ufffd!"])
+
+    def test_emptyMessageRefused(self):
+        self.bob.send(b"\x1b[0m\x07\n")
+        self.assertEqual(self.bob.read(), ["! Nothing to send: the line is empty once cleaned."])
+        self.bob.send(b"\n")
+        self.assertEqual(len(self.bob.read()), 1)
+        self.assertEqual(self.alice.read(), [])
+
+    def test_unknownCommand(self):
+        self.bob.send("/dance")
+        lines = self.bob.read()
+        self.assertEqual(len(lines), 1)
+        self.assertTrue(lines[0].startswith("! Unknown command '/dance'"))
+        self.assertEqual(self.alice.read(), [])
+
+    def test_wrongArguments(self):
+        self.bob.send("/join")
+        self.assertEqual(self.bob.read(), [
+            "! Usage: join ROOM (join ROOM, leaving the room you are in)."])
+        self.bob.send("/history lots")
+        self.assertTrue(self.bob.read()[0].startswith("! Usage: history [N]"))
+        self.bob.send("/history 501")
+        self.assertEqual(self.bob.read(), ["! history takes a number from 1 to 500."])
+
+    def test_privateMessage(self):
+        self.alice.send("msg Carol are you there?")
+        self.assertEqual(self.alice.read(), ["-> carol: are you there?"])
+        self.assertEqual(self.carol.read(), ["<- alice: are you there?"])
+        self.assertEqual(self.bob.read(), [])
+
+    def test_privateMessageUnknownUser(self):
+        self.alice.send("/msg dave hi")
+        self.assertEqual(self.alice.read(), [
+            "! No one named 'dave' is online. Type who to see users."])
+
+    def test_overlongLineDiscardedRestKept(self):
+        self.bob.send(b"x" * 5000 + b"\nstill here\n")
+        self.assertEqual(self.bob.read(), [
+            "! That line is longer than 2048 bytes; it was discarded.",
+            "<bob> still here"])
+        self.assertEqual(self.alice.read(), ["<bob> still here"])
+
+    def test_overlongLineAcrossChunks(self):
+        for _ in range(10):
+            self.bob.send(b"y" * 1000)
+        self.bob.send(b"y" * 10 + b"\r\nafter\r\n")
+        self.assertEqual(self.bob.read(), [
+            "! That line is longer than 2048 bytes; it was discarded.",
+            "<bob> after"])
+
+    def test_longestLineAccepted(self):
+        self.bob.send(b"z" * 2048 + b"\r\n")
+        self.assertEqual(self.alice.read(), ["<bob> " + "z" * 2048])
+
+    def test_quit(self):
+        self.bob.send("quit")
+        self.assertEqual(self.bob.read(), ["* Goodbye, bob."])
+        self.assertTrue(self.bob.transport.disconnecting)
+
+    def test_quitAfterPendingMessageEchoesFirst(self):
+        self.lobby.store.holding = []
+        self.bob.send("last words")
+        self.bob.send("quit")
+        self.bob.send("never read")
+        self.assertEqual(self.bob.read(), [])
+        self.lobby.store.release()
+        self.assertEqual(self.bob.read(), ["<bob> last words", "* Goodbye, bob."])
+        self.assertTrue(self.bob.transport.disconnecting)
+
+    def test_storeFailureNothingSent(self):
+        self.lobby.store.failing = True
+        self.bob.send("lost?")
+        self.assertEqual(self.bob.read(), [
+            "! Your message could not be saved, so it was not sent. Please try again."])
+        self.assertEqual(self.alice.read(), [])
+        self.lobby.store.failing = False
+        self.bob.send("again")
+        self.assertEqual(self.alice.read(), ["<bob> again"])
+        self.assertEqual([m.text for m in self.lobby.store.messages[1]], ["again"])
+        self.flushLoggedErrors(OSError)
+
+    def test_messageStoredBeforeDelivery(self):
+        self.lobby.store.holding = []
+        self.bob.send("wait for it")
+        self.assertEqual(self.alice.read() + self.bob.read(), [])
+        self.lobby.store.release()
+        self.assertEqual(self.alice.read(), ["<bob> wait for it"])
+
+    def test_brokenMemberDoesNotStopBroadcast(self):
+        self.carol.send("join kitchen")
+        for s in (self.alice, self.bob, self.carol):
+            s.read()
+
+        def broken(data):
+            raise RuntimeError("socket gone")
+
+        self.bob.transport.write = broken
+        self.alice.send("still delivered")
+        self.assertEqual(self.carol.read(), ["<alice> still delivered"])
+        self.assertEqual(self.alice.read(), ["<alice> still delivered"])
+        self.assertTrue(self.bob.transport.disconnecting)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class HistoryTests(TestCase):
+    def setUp(self):
+        self.lobby, self.connect = makeServer(history_replay=3)
+        self.alice = self.connect("alice")
+        self.alice.send("create kitchen")
+        for n in range(1, 8):
+            self.alice.send(f"message {n}")
+        self.alice.read()
+
+    def test_replayBoundedWithOlderCount(self):
+        bob = self.connect("bob")
+        bob.send("join kitchen")
+        self.assertEqual(bob.read(), [
+            "* You joined kitchen. Here: alice.",
+            "* 4 older messages: type history to see them.",
+            f"{NOW_STAMP} <alice> message 5",
+            f"{NOW_STAMP} <alice> message 6",
+            f"{NOW_STAMP} <alice> message 7"])
+
+    def test_historyPagesBack(self):
+        bob = self.connect("bob")
+        bob.send("join kitchen")
+        bob.read()
+        bob.send("history 3")
+        self.assertEqual(bob.read(), [
+            "* 3 earlier messages in kitchen:",
+            f"{NOW_STAMP} <alice> message 2",
+            f"{NOW_STAMP} <alice> message 3",
+            f"{NOW_STAMP} <alice> message 4",
+            "* 1 older messages: type history to see more."])
+        bob.send("history")
+        self.assertEqual(bob.read(), [
+            "* 1 earlier messages in kitchen:",
+            f"{NOW_STAMP} <alice> message 1",
+            "* That is the beginning of kitchen's history."])
+        bob.send("history")
+        self.assertEqual(bob.read(), ["* That is the beginning of kitchen's history."])
+
+    def test_rejoinStartsOver(self):
+        bob = self.connect("bob")
+        bob.send("join kitchen")
+        bob.send("history")
+        bob.send("leave")
+        bob.read()
+        bob.send("join kitchen")
+        self.assertIn("* 4 older messages: type history to see them.", bob.read())
+
+    def test_replayOff(self):
+        lobby, connect = makeServer(history_replay=0)
+        alice = connect("alice")
+        alice.send("create hall")
+        alice.send("one")
+        alice.send("two")
+        bob = connect("bob")
+        bob.send("join hall")
+        self.assertEqual(bob.read(), [
+            "* You joined hall. Here: alice.",
+            "* 2 older messages: type history to see them."])
+        bob.send("history")
+        self.assertEqual(bob.read()[1:3], [f"{NOW_STAMP} <alice> one", f"{NOW_STAMP} <alice> two"])
+
+    def test_historyInLobby(self):
+        self.alice.send("leave")
+        self.alice.read()
+        self.alice.send("history")
+        self.assertTrue(self.alice.read()[0].startswith("! You are not in a room"))
+
+
+class LegacyClientTests(TestCase):
+    """The original select-based chatClient.py."""
+
+    def setUp(self):
+        self.lobby, self.connect = makeServer()
+
+    def test_namePrefixAndPrompt(self):
+        old = self.connect()
+        old.read()
+        old.send("name: oldtimer")
+        self.assertIn("* Welcome, oldtimer. You are in the Lobby. Commands:", old.read())
+        old.send("> create kitchen")
+        self.assertEqual(old.read(), ["* You joined kitchen. Here: no one else."])
+        old.send("> > hello")
+        self.assertEqual(old.read(), ["<oldtimer> > hello"])
+
+    def test_badNameThenPrompted(self):
+        old = self.connect()
+        old.send("name: two words")
+        old.read()
+        old.send("> oldtimer")
+        self.assertIn("* Welcome, oldtimer. You are in the Lobby. Commands:", old.read())
+
+    def test_quitSendsHashQuit(self):
+        old = self.connect()
+        old.send("name: oldtimer")
+        old.read()
+        old.send("> quit")
+        self.assertEqual(old.transport.value(), b"#quit")
+        self.assertTrue(old.transport.disconnecting)
+
+    def test_otherClientsUnaffected(self):
+        nc = self.connect()
+        nc.send("> bob")  # not a name: prefix, so "> " is not stripped
+        self.assertTrue(nc.read()[1].startswith("! A screen name"))

@@ -1,0 +1,84 @@
+"""The SQLite history store, on real files and real threads."""
+
+import os
+
+from twisted.internet import defer
+from twisted.trial.unittest import TestCase
+
+from chatsvc.store import Message, RoomRecord, SQLiteStore
+
+
+class SQLiteStoreTests(TestCase):
+    def setUp(self):
+        self.path = os.path.abspath(self.mktemp() + ".sqlite3")
+
+    def openStore(self, recent=50):
+        store = SQLiteStore(self.path)
+        rooms = store.open(recent)
+        self.addCleanup(store.close)
+        return store, rooms
+
+    def message(self, seq, room_id=1, text=None):
+        return Message(room_id, seq, f"uid-{room_id}-{seq}", "alice",
+                       text or f"message {seq}", 1795000000.0 + seq)
+
+    @defer.inlineCallbacks
+    def test_roomsAndMessagesSurviveReopening(self):
+        store, rooms = self.openStore()
+        self.assertEqual(rooms, [])
+        yield store.addRoom(RoomRecord(1, "Kitchen", 1.5))
+        yield defer.gatherResults([store.addMessage(self.message(n)) for n in range(1, 6)])
+        yield store.close()
+        again, rooms = self.openStore(recent=3)
+        self.assertEqual(rooms, [RoomRecord(1, "Kitchen", 1.5, 5,
+                                            tuple(self.message(n) for n in (3, 4, 5)))])
+
+    @defer.inlineCallbacks
+    def test_burstIsBatched(self):
+        """A burst of messages costs a few transactions, not one each."""
+        store, _ = self.openStore()
+        yield store.addRoom(RoomRecord(1, "kitchen", 0.0))
+        before = store.transactions
+        order = []
+        ds = []
+        for n in range(1, 1001):
+            d = store.addMessage(self.message(n))
+            d.addCallback(lambda _, n=n: order.append(n))
+            ds.append(d)
+        yield defer.gatherResults(ds)
+        self.assertEqual(order, list(range(1, 1001)))
+        self.assertLessEqual(store.transactions - before, 2)
+        page = yield store.page(1, 1, 1001)
+        self.assertEqual(len(page), 1000)
+
+    @defer.inlineCallbacks
+    def test_pageIsARangeOfOneRoom(self):
+        store, _ = self.openStore()
+        yield store.addRoom(RoomRecord(1, "one", 0.0))
+        yield store.addRoom(RoomRecord(2, "two", 0.0))
+        yield defer.gatherResults(
+            [store.addMessage(self.message(n, room)) for room in (1, 2) for n in range(1, 21)])
+        page = yield store.page(2, 5, 9)
+        self.assertEqual(page, [self.message(n, 2) for n in range(5, 9)])
+
+    @defer.inlineCallbacks
+    def test_failedWriteFailsOnlyItsBatch(self):
+        store, _ = self.openStore()
+        yield store.addRoom(RoomRecord(1, "kitchen", 0.0))
+        yield store.addMessage(self.message(1))
+        duplicate = store.addMessage(self.message(1, text="same seq again"))
+        yield self.assertFailure(duplicate, Exception)
+        yield store.addMessage(self.message(2))
+        page = yield store.page(1, 1, 10)
+        self.assertEqual([m.text for m in page], ["message 1", "message 2"])
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
+    def test_closeFinishesPendingWrites(self):
+        store, _ = self.openStore()
+        yield store.addRoom(RoomRecord(1, "kitchen", 0.0))
+        for n in range(1, 101):
+            store.addMessage(self.message(n))
+        yield store.close()
+        _, rooms = self.openStore(recent=1)
+        self.assertEqual(rooms[0].last_seq, 100)
