@@ -4,6 +4,9 @@ them into its own error line. Every message says what happened and what to do.
 """
 
 
+from chatsvc.text import plural
+
+
 class ChatError(Exception):
     """A request the chat refused; nothing was changed."""
 
@@ -14,7 +17,7 @@ class ChatError(Exception):
 class ServerFull(ChatError):
     def __init__(self, limit: int):
         super().__init__(
-            f"The server is full: it holds {limit} users. Try again later."
+            f"The server is full: it holds {plural(limit, 'user')}. Try again later."
         )
 
 

@@ -16,6 +16,7 @@ from zope.interface import implementer
 from chatsvc import errors
 from chatsvc.commands import Chat, helpLines, parse
 from chatsvc.events import IChatClient, Joined, Left, Said, Whispered
+from chatsvc.text import plural
 
 NAME_PROMPT = "Enter your screen name:"
 LEGACY_QUIT = b"#quit"  # what the original chatClient.py waits for to leave
@@ -158,8 +159,7 @@ class ChatProtocol(LineReceiver):
         here = self.room.name if self.room else None
         lines = [f"Rooms ({len(rooms)}):"]
         for name, count in rooms:
-            users = "1 user" if count == 1 else f"{count} users"
-            lines.append(f"  {name} ({users})" + (" <- you are here" if name == here else ""))
+            lines.append(f"  {name} ({plural(count, 'user')})" + (" <- you are here" if name == here else ""))
         self.notices(lines)
 
     def cmd_join(self, name):
@@ -258,7 +258,7 @@ class ChatProtocol(LineReceiver):
         others = ", ".join(arrival.members) if arrival.members else "no one else"
         lines = [f"* You joined {arrival.room}. Here: {others}."]
         if arrival.older:
-            lines.append(f"* {arrival.older} older messages: type history to see them.")
+            lines.append(f"* {plural(arrival.older, 'older message')}: type history to see them.")
         lines.extend(renderReplayed(m) for m in arrival.replay)
         self.lines(lines)
 
@@ -266,10 +266,10 @@ class ChatProtocol(LineReceiver):
         if not page.messages:
             self.notice(f"That is the beginning of {page.room}'s history.")
             return
-        lines = [f"* {len(page.messages)} earlier messages in {page.room}:"]
+        lines = [f"* {plural(len(page.messages), 'earlier message')} in {page.room}:"]
         lines.extend(renderReplayed(m) for m in page.messages)
         if page.older:
-            lines.append(f"* {page.older} older messages: type history to see more.")
+            lines.append(f"* {plural(page.older, 'older message')}: type history to see more.")
         else:
             lines.append(f"* That is the beginning of {page.room}'s history.")
         self.lines(lines)

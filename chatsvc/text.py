@@ -24,3 +24,8 @@ def clean(text: str) -> str:
     if text.isprintable():  # the common case: nothing to strip
         return text
     return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
+
+def plural(count: int, noun: str) -> str:
+    """C{plural(1, "user")} is "1 user", C{plural(3, "user")} "3 users"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

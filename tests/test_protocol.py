@@ -364,10 +364,10 @@ class HistoryTests(TestCase):
             f"{NOW_STAMP} <alice> message 2",
             f"{NOW_STAMP} <alice> message 3",
             f"{NOW_STAMP} <alice> message 4",
-            "* 1 older messages: type history to see more."])
+            "* 1 older message: type history to see more."])
         bob.send("history")
         self.assertEqual(bob.read(), [
-            "* 1 earlier messages in kitchen:",
+            "* 1 earlier message in kitchen:",
             f"{NOW_STAMP} <alice> message 1",
             "* That is the beginning of kitchen's history."])
         bob.send("history")

@@ -1,0 +1,122 @@
+"""
+Helpers for end-to-end tests over real loopback TCP: a line client that waits
+for what the server sends, and the real server as a child process.
+"""
+
+import os
+import re
+import signal
+import sys
+
+import chatsvc
+from twisted.internet import defer, endpoints, protocol, reactor
+from twisted.protocols.basic import LineReceiver
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(chatsvc.__file__)))
+LOOPBACK = "tcp:0:interface=127.0.0.1"
+
+
+class LineClient(LineReceiver):
+    """A client that records every line and can wait for one."""
+
+    delimiter = b"\n"
+    MAX_LENGTH = 1 << 20
+
+    def __init__(self):
+        self.lines = []
+        self._read = 0  # lines before this index were returned by a wait
+        self._waiting = None  # (predicate, Deferred)
+        self.closed = defer.Deferred()
+
+    def lineReceived(self, line):
+        self.lines.append(line.decode("utf-8"))
+        self._check()
+
+    def connectionLost(self, reason):
+        if self._waiting is not None:
+            _, d = self._waiting
+            self._waiting = None
+            d.errback(AssertionError(f"connection closed; unread lines: {self.lines[self._read:]}"))
+        self.closed.callback(None)
+
+    def send(self, line):
+        self.transport.write(line.encode("utf-8") + b"\n")
+
+    def waitFor(self, match):
+        """
+        Fire with the lines up to and including the first unread one that
+        C{match} (a string it starts with, or a predicate) accepts.
+        """
+        predicate = match if callable(match) else (lambda line: line.startswith(match))
+        d = defer.Deferred()
+        self._waiting = (predicate, d)
+        self._check()
+        return d
+
+    def _check(self):
+        if self._waiting is None:
+            return
+        predicate, d = self._waiting
+        for index in range(self._read, len(self.lines)):
+            if predicate(self.lines[index]):
+                seen, self._read = self.lines[self._read:index + 1], index + 1
+                self._waiting = None
+                d.callback(seen)
+                return
+
+    def bye(self):
+        """Close from this side and wait until it is closed."""
+        self.transport.loseConnection()
+        return self.closed
+
+
+@defer.inlineCallbacks
+def connect(port, name=None):
+    """A L{LineClient} connected to 127.0.0.1:port, named if C{name} is given."""
+    endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    client = yield endpoints.connectProtocol(endpoint, LineClient())
+    yield client.waitFor("* Welcome to chatsvc! Enter your screen name:")
+    if name is not None:
+        client.send(name)
+        yield client.waitFor("*   Anything else you type")
+    return client
+
+
+class ServerProcess(protocol.ProcessProtocol):
+    """A real `twistd -n chatroom` child process."""
+
+    def __init__(self):
+        self.output = []
+        self.port = defer.Deferred()  # fires with the TCP port it listens on
+        self.ended = defer.Deferred()
+        self._partial = ""
+
+    @classmethod
+    def start(cls, directory, *options):
+        server = cls()
+        argv = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                "-n", "--pidfile=", "chatroom", "--listen", LOOPBACK, *options]
+        env = dict(os.environ, PYTHONPATH=PROJECT_ROOT)
+        reactor.spawnProcess(server, sys.executable, argv, env=env, path=directory)
+        return server
+
+    def outReceived(self, data):
+        text = self._partial + data.decode("utf-8", "replace")
+        *complete, self._partial = text.split("\n")
+        for line in complete:
+            self.output.append(line)
+            found = re.search(r"Hosting at [\d.]+:(\d+) ", line)
+            if found and not self.port.called:
+                self.port.callback(int(found.group(1)))
+
+    errReceived = outReceived
+
+    def processEnded(self, reason):
+        if not self.port.called:
+            self.port.errback(AssertionError("server ended before listening:\n"
+                                             + "\n".join(self.output)))
+        self.ended.callback(reason.value.exitCode if hasattr(reason.value, "exitCode") else None)
+
+    def kill(self, sig=signal.SIGKILL):
+        self.transport.signalProcess(sig)
+        return self.ended

@@ -1,0 +1,155 @@
+"""End to end: the service `twistd chatroom` builds, on a loopback port, over TCP."""
+
+import os
+
+from twisted.internet import defer, endpoints, protocol, reactor
+from twisted.trial.unittest import TestCase
+
+from chatsvc.protocol import ChatProtocol
+from chatsvc.tap import Options, makeService
+from tests.e2e import LOOPBACK, connect
+
+
+class _Tracked(ChatProtocol):
+    """The server's protocol, telling the test when its connection is gone."""
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        self.factory.gone.append(self)
+        if len(self.factory.gone) == self.factory.made and self.factory.allGone:
+            waiting, self.factory.allGone = self.factory.allGone, None
+            waiting.callback(None)
+
+
+class _Raw(protocol.Protocol):
+    def __init__(self):
+        self.data = b""
+        self.closed = defer.Deferred()
+
+    def dataReceived(self, data):
+        self.data += data
+
+    def connectionLost(self, reason):
+        self.closed.callback(None)
+
+
+class ServerTests(TestCase):
+    timeout = 30
+
+    def setUp(self):
+        self.db = os.path.abspath(self.mktemp() + ".sqlite3")
+        self.port = self.startServer()
+
+    def startServer(self, *extra):
+        options = Options()
+        options.parseOptions(["--listen", LOOPBACK, "--db", self.db, *extra])
+        self.service = makeService(options)
+        lobby, listener = self.service
+        self.factory = listener.factory
+        self.factory.protocol = _Tracked
+        self.factory.made, self.factory.gone, self.factory.allGone = 0, [], None
+        build = self.factory.buildProtocol
+
+        def counted(addr):
+            self.factory.made += 1
+            return build(addr)
+
+        self.factory.buildProtocol = counted
+        self.service.startService()
+        self.addCleanup(self.stopServer)
+        return listener.endpoint.port.getHost().port
+
+    def stopServer(self):
+        if not self.service.running:
+            return
+        # Wait for the server's side of every connection to close, then stop.
+        for client in getattr(self, "clients", []):
+            client.transport.loseConnection()
+        waiting = defer.succeed(None)
+        if len(self.factory.gone) < self.factory.made:
+            waiting = self.factory.allGone = defer.Deferred()
+        return waiting.addCallback(lambda _: self.service.stopService())
+
+    @defer.inlineCallbacks
+    def connect(self, name=None):
+        client = yield connect(self.port, name)
+        self.clients = getattr(self, "clients", []) + [client]
+        return client
+
+    @defer.inlineCallbacks
+    def test_conversation(self):
+        alice = yield self.connect("alice")
+        bob = yield self.connect("bob")
+        alice.send("create kitchen")
+        yield alice.waitFor("* You joined kitchen.")
+        bob.send("list")
+        lines = yield bob.waitFor("*   kitchen")
+        self.assertEqual(lines, ["* Rooms (1):", "*   kitchen (1 user)"])
+        bob.send("join kitchen")
+        yield bob.waitFor("* You joined kitchen. Here: alice.")
+        yield alice.waitFor("* bob joined kitchen")
+        bob.send("hello alice")
+        self.assertEqual((yield bob.waitFor("<bob>")), ["<bob> hello alice"])
+        self.assertEqual((yield alice.waitFor("<bob>")), ["<bob> hello alice"])
+        alice.send("msg bob psst")
+        self.assertEqual((yield bob.waitFor("<-")), ["<- alice: psst"])
+        bob.send("quit")
+        yield bob.waitFor("* Goodbye, bob.")
+        yield bob.closed
+        yield alice.waitFor("* bob left kitchen (disconnected)")
+
+    @defer.inlineCallbacks
+    def test_replayAndHistoryFromDisk(self):
+        alice = yield self.connect("alice")
+        alice.send("create kitchen")
+        for n in range(1, 61):
+            alice.send(f"note {n}")
+        yield alice.waitFor("<alice> note 60")
+        bob = yield self.connect("bob")
+        bob.send("join kitchen")
+        lines = yield bob.waitFor(lambda line: line.endswith("<alice> note 60"))
+        self.assertEqual(lines[1], "* 10 older messages: type history to see them.")
+        self.assertEqual(len(lines), 52)
+        self.assertTrue(lines[2].endswith("] <alice> note 11"))
+        bob.send("history 500")
+        lines = yield bob.waitFor("* That is the beginning of kitchen's history.")
+        self.assertEqual([line.split("] ", 1)[1] for line in lines[1:-1]],
+                         [f"<alice> note {n}" for n in range(1, 11)])
+
+    @defer.inlineCallbacks
+    def test_roomsAndHistorySurviveRestart(self):
+        alice = yield self.connect("alice")
+        alice.send("create kitchen")
+        alice.send("before the restart")
+        yield alice.waitFor("<alice> before the restart")
+        yield self.stopServer()
+        self.clients = []
+        self.port = self.startServer()
+        bob = yield self.connect("bob")
+        bob.send("list")
+        yield bob.waitFor("*   kitchen (0 users)")
+        bob.send("join kitchen")
+        lines = yield bob.waitFor(lambda line: line.endswith("<alice> before the restart"))
+        self.assertEqual(lines[0], "* You joined kitchen. Here: no one else.")
+
+    @defer.inlineCallbacks
+    def test_serverFull(self):
+        yield self.stopServer()
+        self.clients = []
+        self.port = self.startServer("--max-clients", "1")
+        alice = yield self.connect("alice")
+        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", self.port)
+        refused = yield endpoints.connectProtocol(endpoint, _Raw())
+        yield refused.closed
+        self.assertEqual(refused.data,
+                         b"! The server is full: it holds 1 user. Try again later.\n")
+        alice.send("who")
+        yield alice.waitFor("* Online (1): alice.")
+
+    @defer.inlineCallbacks
+    def test_originalClientQuit(self):
+        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", self.port)
+        old = yield endpoints.connectProtocol(endpoint, _Raw())
+        old.transport.write(b"name: oldtimer\n> create kitchen\n> hi\n> quit\n")
+        yield old.closed
+        self.assertTrue(old.data.endswith(b"<oldtimer> hi\n#quit"), old.data[-200:])

@@ -1,0 +1,94 @@
+"""The command line: `twistd chatroom` options and the service they build."""
+
+import os
+import subprocess
+import sys
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.python import usage
+from twisted.trial.unittest import TestCase
+
+from chatsvc.lobby import Lobby
+from chatsvc.settings import Settings
+from chatsvc.tap import Options, makeService
+from tests.e2e import PROJECT_ROOT
+
+
+class OptionsTests(TestCase):
+    def parse(self, *argv):
+        options = Options()
+        options.parseOptions(list(argv))
+        return options
+
+    def test_defaults(self):
+        options = self.parse()
+        self.assertEqual(options["listen"], ["tcp:3000"])
+        self.assertEqual(options["db"], "chatroom.sqlite3")
+        self.assertEqual(options.settings, Settings())
+        self.assertEqual((options.settings.max_clients, options.settings.max_line,
+                          options.settings.history_replay), (10, 2048, 50))
+
+    def test_everyOption(self):
+        db = os.path.abspath(self.mktemp())
+        options = self.parse("--listen", "tcp:4000", "--listen", "unix:/tmp/chat.sock",
+                             "--db", db, "--max-clients", "500", "--max-line", "512",
+                             "--history-replay", "0")
+        self.assertEqual(options["listen"], ["tcp:4000", "unix:/tmp/chat.sock"])
+        self.assertEqual(options["db"], db)
+        self.assertEqual(options.settings, Settings(max_clients=500, max_line=512,
+                                                    history_replay=0))
+
+    def test_badValuesNameTheOption(self):
+        for argv, named in [
+            (["--max-clients", "0"], "--max-clients"),
+            (["--max-clients", "ten"], "--max-clients"),
+            (["--max-line", "10"], "--max-line"),
+            (["--history-replay", "-1"], "--history-replay"),
+            (["--history-replay", "501"], "--history-replay"),
+            (["--listen", "tcp:notaport"], "--listen"),
+            (["--listen", "carrier-pigeon:3000"], "--listen"),
+            (["--db", "/no/such/folder/chat.sqlite3"], "--db"),
+        ]:
+            e = self.assertRaises(usage.UsageError, self.parse, *argv)
+            self.assertIn(named, str(e), argv)
+
+    def test_helpDocumentsEveryOption(self):
+        text = str(Options())
+        for option in ["--listen", "--db", "--max-clients", "--max-line", "--history-replay"]:
+            self.assertIn(option, text)
+
+    def test_serviceTree(self):
+        options = self.parse("--listen", "tcp:0:interface=127.0.0.1",
+                             "--listen", r"tcp6:0:interface=\:\:1",
+                             "--db", os.path.abspath(self.mktemp()))
+        lobby, *listeners = makeService(options)
+        self.assertIsInstance(lobby, Lobby)
+        self.assertEqual(len(listeners), 2)
+        for listener in listeners:
+            self.assertIsInstance(listener, StreamServerEndpointService)
+            self.assertIs(listener.factory.lobby, lobby)
+
+
+class TwistdTests(TestCase):
+    """`twistd` itself, as a user runs it."""
+
+    def twistd(self, *argv):
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        return subprocess.run(
+            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", *argv],
+            cwd=directory, env=dict(os.environ, PYTHONPATH=PROJECT_ROOT),
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    def test_listedInHelp(self):
+        result = self.twistd("--help")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertRegex(result.stdout, r"\n\s+chatroom\s+A line-based chat server")
+
+    def test_badOptionRefusedBeforeListening(self):
+        result = self.twistd("-n", "--pidfile=", "chatroom", "--listen",
+                             "tcp:0:interface=127.0.0.1", "--history-replay", "lots")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("--history-replay takes a whole number from 0 to 500, not 'lots'",
+                      result.stdout + result.stderr)
+        self.assertNotIn("Hosting at", result.stdout + result.stderr)
