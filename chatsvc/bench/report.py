@@ -1,0 +1,162 @@
+"""
+Results of a benchmark run: the numbers (percentiles, medians over repeats),
+the human table printed to stdout and the JSON lines appended to ``--json``.
+"""
+
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+
+# Metrics whose meaning needs a word in the table; the others are self-describing.
+LABELS = {
+    "msgs_per_s": "messages/s (stored and echoed)",
+    "lines_per_s": "delivered lines/s (all clients)",
+    "delivery_p50_ms": "delivery latency p50 (every copy)",
+    "delivery_p99_ms": "delivery latency p99",
+    "delivery_max_ms": "delivery latency max",
+    "echo_p50_ms": "echo latency p50 (sender's own)",
+    "echo_p99_ms": "echo latency p99",
+    "echo_max_ms": "echo latency max",
+    "server_cpu_pct": "server CPU % of one core",
+    "bench_cpu_pct": "bench CPU % of one core",
+    "join_p50_ms": "join time median",
+    "join_p99_ms": "join time p99",
+    "join_max_ms": "join time max",
+    "bytes_p50": "bytes per join median",
+    "bytes_p99": "bytes per join p99",
+    "lines_per_join": "lines per join (median)",
+    "rss_per_conn_bytes": "server RSS per connection (bytes)",
+}
+
+
+@dataclass
+class Result:
+    """One run of one workload."""
+
+    bench: str
+    params: dict
+    metrics: dict = field(default_factory=dict)
+    errors: list = field(default_factory=list)
+    server: dict = field(default_factory=dict)
+    complete: bool = True
+    run: int = 1
+    runs: int = 1
+
+    def record(self) -> dict:
+        return {
+            "bench": self.bench,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "run": self.run,
+            "runs": self.runs,
+            "params": self.params,
+            "metrics": self.metrics,
+            "complete": self.complete,
+            "errors": self.errors,
+            "server": self.server,
+            "host": {"cpus": _cpus(), "python": platform.python_version()},
+        }
+
+
+def _cpus():
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def percentile(ordered, p):
+    """The nearest-rank percentile C{p} (0-100) of an ascending sequence, or None."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def latencies(prefix, samples_us) -> dict:
+    """p50, p99 and max of microsecond samples, in milliseconds, as C{prefix}_p50_ms etc."""
+    ordered = sorted(samples_us)
+    out = {}
+    for name, p in (("p50", 50), ("p99", 99), ("max", 100)):
+        value = percentile(ordered, p)
+        out[f"{prefix}_{name}_ms"] = None if value is None else round(value / 1000, 3)
+    return out
+
+
+def summarize(results) -> dict:
+    """Per metric over repeated runs: median, min and max (numbers only)."""
+    summary = {}
+    for key in results[0].metrics:
+        values = [r.metrics.get(key) for r in results]
+        values = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if values:
+            summary[key] = {"median": _round(statistics.median(values)),
+                            "min": min(values), "max": max(values)}
+    return summary
+
+
+def _round(value):
+    if isinstance(value, float):
+        return round(value, 3)
+    return value
+
+
+def _fmt(value):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value >= 1000:
+            return f"{value:,.0f}"
+        if value >= 100:
+            return f"{value:.1f}"
+        return f"{value:.3g}" if value < 1 else f"{value:.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def table(results, out=None):
+    """Print the results of one invocation (one or more runs) as a table."""
+    out = out or sys.stdout
+    first = results[0]
+    params = " ".join(f"{k}={v}" for k, v in first.params.items())
+    where = first.server.get("address", "?")
+    owner = "started by the bench" if first.server.get("started") else "already running"
+    print(f"chatsvc-bench {first.bench}  {params}  (server {where}, {owner})", file=out)
+    headers = ["metric"] + [f"run {r.run}" for r in results]
+    if len(results) > 1:
+        headers += ["median", "min-max"]
+    summary = summarize(results) if len(results) > 1 else {}
+    rows = []
+    for key in first.metrics:
+        row = [LABELS.get(key, key)] + [_fmt(r.metrics.get(key)) for r in results]
+        if len(results) > 1:
+            s = summary.get(key)
+            row += [_fmt(s["median"]), f"{_fmt(s['min'])}-{_fmt(s['max'])}"] if s else ["-", "-"]
+        rows.append(row)
+    widths = [max(len(str(row[i])) for row in [headers] + rows) for i in range(len(headers))]
+    for row in [headers] + rows:
+        cells = [str(row[0]).ljust(widths[0])]
+        cells += [str(c).rjust(w) for c, w in zip(row[1:], widths[1:])]
+        print("  ".join(cells).rstrip(), file=out)
+    for r in results:
+        status = "complete" if r.complete else "INCOMPLETE"
+        if r.errors or not r.complete:
+            print(f"run {r.run}: {status}: " + "; ".join(r.errors), file=out)
+    out.flush()
+
+
+def append_json(path, results):
+    """Append one JSON line per run, and a summary line when there were several."""
+    with open(path, "a", encoding="utf-8") as f:
+        for r in results:
+            f.write(json.dumps(r.record(), sort_keys=False) + "\n")
+        if len(results) > 1:
+            first = results[0]
+            f.write(json.dumps({
+                "bench": first.bench, "summary": summarize(results), "runs": len(results),
+                "params": first.params,
+                "complete": all(r.complete for r in results),
+            }) + "\n")
