@@ -5,7 +5,6 @@ Lobby calls each user's L{IChatClient}.
 """
 
 import re
-import time
 import uuid
 from collections import deque
 
@@ -80,9 +79,12 @@ class Lobby(service.Service):
     log = Logger()
 
     def __init__(self, store, settings: Settings = Settings(), clock=None):
+        if clock is None:
+            from twisted.internet import reactor as clock
         self.store = store
         self.settings = settings
-        self._now = clock.seconds if clock is not None else time.time
+        self.clock = clock  # time stamps here; timeouts and flood control in front doors
+        self._now = clock.seconds
         self.users = set()  # every connection, named or not
         self.names = {}  # casefolded name -> User
         self.rooms = {}  # casefolded room name -> Room

@@ -11,14 +11,17 @@ from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from chatsvc import errors
 from chatsvc.commands import Chat, helpLines, parse
 from chatsvc.events import IChatClient, Joined, Left, Said, Whispered
+from chatsvc.flow import OutputGuard, TokenBucket
 from chatsvc.text import plural
 
 NAME_PROMPT = "Enter your screen name:"
+PAGE_CHUNK = 16 * 1024  # replay and history go out in pieces this big, as the client reads
 LEGACY_QUIT = b"#quit"  # what the original chatClient.py waits for to leave
 
 
@@ -30,13 +33,32 @@ def renderReplayed(message) -> str:
     return f"[{_stamp(message.timestamp)}] <{message.sender}> {message.text}"
 
 
+def _chunks(lines):
+    """Encode lines into pieces of about PAGE_CHUNK bytes."""
+    piece, size = [], 0
+    for line in lines:
+        data = line.encode("utf-8") + b"\n"
+        piece.append(data)
+        size += len(data)
+        if size >= PAGE_CHUNK:
+            yield b"".join(piece)
+            piece, size = [], 0
+    if piece:
+        yield b"".join(piece)
+
+
 @implementer(IChatClient)
-class ChatProtocol(LineReceiver):
+class ChatProtocol(LineReceiver, TimeoutMixin):
     delimiter = b"\n"  # a trailing \r is stripped in lineReceived
     log = Logger()
 
     def __init__(self):
         self.user = None
+        self.guard = None  # bounds what waits to be sent to this client
+        self.bucket = None  # bounds how fast this client may send lines
+        self._holds = set()  # why reading from this client is paused
+        self._timers = {}  # reason -> DelayedCall: "login", "flood"
+        self._closing = False
         self.legacy = False  # the peer is the original chatClient.py
         self._discarding = False  # skipping the rest of an over-long line
         self._leftover = None  # bytes after an over-long line, still to parse
@@ -46,8 +68,9 @@ class ChatProtocol(LineReceiver):
     # Connection
 
     def connectionMade(self):
-        lobby = self.factory.lobby
-        self.maxLine = lobby.settings.max_line
+        lobby, clock = self.factory.lobby, self.factory.clock
+        settings = self.settings = lobby.settings
+        self.maxLine = settings.max_line
         self.MAX_LENGTH = self.maxLine + 1  # room for the \r of a \r\n ending
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)  # chat lines are small: no Nagle delay
@@ -58,9 +81,42 @@ class ChatProtocol(LineReceiver):
             self.error(str(refusal))
             self.transport.loseConnection()
             return
+        self.guard = OutputGuard(self.transport, settings.max_output_buffer, self._overflowed)
+        if settings.flood_rate > 0:
+            self.bucket = TokenBucket(settings.flood_rate, settings.flood_burst, clock)
+        self.callLater = clock.callLater  # for TimeoutMixin
+        if settings.login_timeout > 0:
+            self._timers["login"] = clock.callLater(settings.login_timeout, self._loginTimedOut)
         self.notice(f"Welcome to chatsvc! {NAME_PROMPT}")
 
+    def _loginTimedOut(self):
+        del self._timers["login"]
+        self.log.info("{peer} chose no name in time", peer=self.transport.getPeer())
+        self.error(f"You did not choose a screen name within "
+                   f"{self.settings.login_timeout:g} seconds. Goodbye.")
+        self.transport.loseConnection()
+
+    def timeoutConnection(self):
+        self.log.info("{user} was idle too long", user=self.user)
+        self.notice(f"You were silent for {self.settings.idle_timeout:g} seconds."
+                    " Closing the connection.")
+        self.transport.loseConnection()
+
+    def _overflowed(self, queued):
+        if self._closing:
+            return
+        self._closing = True
+        self.log.warn("Disconnecting {user} from {peer}: {queued} bytes wait to be sent,"
+                      " over the limit of {limit}", user=self.user,
+                      peer=self.transport.getPeer(), queued=queued, limit=self.guard.limit)
+        self.transport.abortConnection()
+
     def connectionLost(self, reason):
+        for timer in self._timers.values():
+            if timer.active():
+                timer.cancel()
+        self._timers.clear()
+        self.setTimeout(None)
         if self.user is not None:
             self.factory.lobby.disconnect(self.user)
             if self.user.name is not None:
@@ -104,6 +160,12 @@ class ChatProtocol(LineReceiver):
             raw = raw[:-1]
         if self.user is None:  # refused, and closing
             return
+        self.resetTimeout()
+        if self.bucket is not None:
+            wait = self.bucket.take()
+            if wait:  # over its rate: read nothing more from it until it may send again
+                self._hold("flood")
+                self._timers["flood"] = self.factory.clock.callLater(wait, self._unflood)
         if len(raw) > self.maxLine:
             return self._tooLong()
         line = raw.decode("utf-8", "replace")
@@ -120,6 +182,10 @@ class ChatProtocol(LineReceiver):
             self.log.failure("Line from {user} failed", user=self.user)
             self.error("Sorry, the server failed to do that. Please tell its operator.")
 
+    def _unflood(self):
+        del self._timers["flood"]
+        self._release("flood")
+
     def nameReceived(self, line):
         if self.user.name is None and line.startswith("name:") and not self.legacy:
             self.legacy = True
@@ -131,6 +197,11 @@ class ChatProtocol(LineReceiver):
             self.notice(NAME_PROMPT)
             return
         self.log.info("{name} arrived from {peer}", name=name, peer=self.transport.getPeer())
+        login = self._timers.pop("login", None)
+        if login is not None:
+            login.cancel()
+        if self.settings.idle_timeout > 0:
+            self.setTimeout(self.settings.idle_timeout)
         self.notices([f"Welcome, {name}. You are in the Lobby. Commands:"]
                      + ["  " + line for line in helpLines()])
 
@@ -216,7 +287,7 @@ class ChatProtocol(LineReceiver):
             self._waitFor(self._whenConfirmed)
             return
         if self.legacy:
-            self.transport.write(LEGACY_QUIT)
+            self._write(LEGACY_QUIT)
         else:
             self.notice(f"Goodbye, {self.user.name}.")
         self.transport.loseConnection()
@@ -234,11 +305,18 @@ class ChatProtocol(LineReceiver):
         """
         d.addErrback(self._refused)
         if not d.called:
-            self.pauseProducing()
-            d.addBoth(self._resume)
+            self._hold("store")
+            d.addBoth(lambda _: self._release("store"))
 
-    def _resume(self, _):
-        if self.user is not None and not self.transport.disconnecting:
+    def _hold(self, reason):
+        """Stop reading from this client (nothing is lost: it waits in the socket)."""
+        if not self._holds:
+            self.pauseProducing()
+        self._holds.add(reason)
+
+    def _release(self, reason):
+        self._holds.discard(reason)
+        if not self._holds and self.user is not None and not self.transport.disconnecting:
             self.resumeProducing()
 
     def _refused(self, failure):
@@ -260,7 +338,7 @@ class ChatProtocol(LineReceiver):
         if arrival.older:
             lines.append(f"* {plural(arrival.older, 'older message')}: type history to see them.")
         lines.extend(renderReplayed(m) for m in arrival.replay)
-        self.lines(lines)
+        self._sendPaced(lines)
 
     def paged(self, page):
         if not page.messages:
@@ -272,7 +350,28 @@ class ChatProtocol(LineReceiver):
             lines.append(f"* {plural(page.older, 'older message')}: type history to see more.")
         else:
             lines.append(f"* That is the beginning of {page.room}'s history.")
-        self.lines(lines)
+        self._sendPaced(lines)
+
+    def _sendPaced(self, lines):
+        """
+        Send a long run of lines (replay, history) only as fast as the client
+        reads them, reading no commands meanwhile: a page can never pile up
+        past the output limit, however slow the client.
+        """
+        self._hold("paging")
+        self._pace(_chunks(lines))
+
+    def _pace(self, chunks):
+        # Write only while the transport keeps up: a page never counts
+        # against the output limit, and a slow client just gets it slowly.
+        while not self.guard.backlogged:
+            chunk = next(chunks, None)
+            if chunk is None:
+                self._release("paging")
+                return
+            self._write(chunk)
+        if self.user is not None:
+            self.guard.whenDrained().addCallback(lambda _: self._pace(chunks))
 
     def deliver(self, event):
         if type(event) is Said:
@@ -280,7 +379,7 @@ class ChatProtocol(LineReceiver):
             if data is None:  # once per message, not once per member
                 m = event.message
                 data = event.rendered["line"] = f"<{m.sender}> {m.text}\n".encode("utf-8")
-            self.transport.write(data)
+            self._write(data)
         elif type(event) is Joined:
             self.notice(f"{event.name} joined {event.room}")
         elif type(event) is Left:
@@ -291,13 +390,22 @@ class ChatProtocol(LineReceiver):
 
     def disconnect(self, reason):
         self.log.info("Disconnecting {user}: {reason}", user=self.user, reason=reason)
+        self._closing = True
         self.transport.abortConnection()
 
+    def _write(self, data):
+        if self._closing:
+            return
+        if self.guard is None:  # refused at the door
+            self.transport.write(data)
+        else:
+            self.guard.write(data)
+
     def line(self, text):
-        self.transport.write(text.encode("utf-8") + b"\n")
+        self._write(text.encode("utf-8") + b"\n")
 
     def lines(self, texts):
-        self.transport.write("".join(t + "\n" for t in texts).encode("utf-8"))
+        self._write("".join(t + "\n" for t in texts).encode("utf-8"))
 
     def notice(self, text):
         self.line("* " + text)
@@ -317,3 +425,4 @@ class ChatFactory(ServerFactory):
 
     def __init__(self, lobby):
         self.lobby = lobby
+        self.clock = lobby.clock  # timers: flood control, login and idle timeouts

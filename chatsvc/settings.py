@@ -17,3 +17,8 @@ class Settings:
     history_page_max: int = 500  # the most one `history` page may ask for
     name_max: int = 20
     room_name_max: int = 32
+    flood_rate: float = 5.0  # lines a second a connection may send; 0 = no limit
+    flood_burst: int = 10  # lines it may send at once before the rate applies
+    max_output_buffer: int = 1024 * 1024  # bytes waiting for a slow reader, at most
+    login_timeout: float = 60.0  # seconds to choose a name; 0 = forever
+    idle_timeout: float = 0.0  # seconds of silence before closing; 0 = never

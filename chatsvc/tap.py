@@ -18,15 +18,15 @@ from chatsvc.store import SQLiteStore
 DEFAULT_LISTEN = "tcp:3000"
 
 
-def _number(options, name, low, high):
+def _number(options, name, low, high, kind=int):
     text = str(options[name])
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
         value = None
     if value is None or not low <= value <= high:
-        raise usage.UsageError(
-            f"--{name} takes a whole number from {low} to {high}, not {text!r}.")
+        what = "a whole number" if kind is int else "a number"
+        raise usage.UsageError(f"--{name} takes {what} from {low} to {high}, not {text!r}.")
     return value
 
 
@@ -45,6 +45,19 @@ class Options(usage.Options):
          "Longest line accepted, in bytes (64-65536); a longer one gets an error."],
         ["history-replay", None, Settings.history_replay,
          "Messages replayed to a user joining a room (0-500; 0 turns replay off)."],
+        ["flood-rate", None, Settings.flood_rate,
+         "Lines a second one connection may send (0 = no limit). Past it the server"
+         " reads nothing more from that connection until it may send again;"
+         " nothing is dropped."],
+        ["flood-burst", None, Settings.flood_burst,
+         "Lines one connection may send at once before --flood-rate applies (1-10000)."],
+        ["max-output-buffer", None, Settings.max_output_buffer,
+         "Bytes that may wait to be sent to a client that does not read; past that"
+         " it is disconnected (16384-1073741824)."],
+        ["login-timeout", None, Settings.login_timeout,
+         "Seconds a new connection has to choose a name (0 = forever)."],
+        ["idle-timeout", None, Settings.idle_timeout,
+         "Seconds of silence after which a user is disconnected (0 = never)."],
     ]
 
     def __init__(self):
@@ -72,6 +85,11 @@ class Options(usage.Options):
             max_clients=_number(self, "max-clients", 1, 100_000),
             max_line=_number(self, "max-line", 64, 65_536),
             history_replay=_number(self, "history-replay", 0, Settings.history_page_max),
+            flood_rate=_number(self, "flood-rate", 0, 1_000_000, float),
+            flood_burst=_number(self, "flood-burst", 1, 10_000),
+            max_output_buffer=_number(self, "max-output-buffer", 16_384, 1 << 30),
+            login_timeout=_number(self, "login-timeout", 0, 86_400, float),
+            idle_timeout=_number(self, "idle-timeout", 0, 30 * 86_400, float),
         )
 
 

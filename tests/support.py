@@ -14,6 +14,8 @@ NOW_STAMP = "[2026-11-18 11:06]"
 
 
 def makeLobby(store=None, **settings):
+    """A started Lobby on a fake clock; flood control is off unless asked for."""
+    settings.setdefault("flood_rate", 0)
     clock = Clock()
     clock.advance(NOW)
     lobby = Lobby(store if store is not None else MemoryStore(), Settings(**settings), clock)
@@ -21,14 +23,40 @@ def makeLobby(store=None, **settings):
     return lobby
 
 
+class SocketLikeTransport(StringTransport):
+    """
+    A StringTransport that, like a real socket's, pauses its producer once
+    more than C{bufferSize} bytes wait to be sent, and resumes it when the
+    client reads them (L{drain}).
+    """
+
+    bufferSize = 65536
+    _full = False
+
+    def write(self, data):
+        super().write(data)
+        if (self.producer is not None and not self._full
+                and len(self.io.getvalue()) > self.bufferSize):
+            self._full = True
+            self.producer.pauseProducing()
+
+    def drain(self) -> bytes:
+        data = self.value()
+        self.clear()
+        if self._full and self.producer is not None:
+            self._full = False
+            self.producer.resumeProducing()
+        return data
+
+
 class Session:
-    """One client connected over a StringTransport."""
+    """One client connected over a L{SocketLikeTransport}."""
 
     _port = 40000
 
     def __init__(self, factory, name=None):
         Session._port += 1
-        self.transport = StringTransport(
+        self.transport = SocketLikeTransport(
             peerAddress=IPv4Address("TCP", "127.0.0.1", Session._port))
         self.protocol = factory.buildProtocol(self.transport.getPeer())
         self.protocol.makeConnection(self.transport)
@@ -42,9 +70,7 @@ class Session:
 
     def read(self):
         """The lines sent to this client since the last read."""
-        data = self.transport.value()
-        self.transport.clear()
-        return data.decode("utf-8").splitlines()
+        return self.transport.drain().decode("utf-8").splitlines()
 
     def close(self):
         self.transport.loseConnection()

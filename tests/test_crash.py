@@ -28,7 +28,8 @@ class CrashTests(TestCase):
 
     @defer.inlineCallbacks
     def startServer(self):
-        server = ServerProcess.start(self.directory, "--history-replay", "7")
+        server = ServerProcess.start(self.directory, "--history-replay", "7",
+                                     "--flood-rate", "0")
         self.servers.append(server)
         port = yield server.port
         return server, port

@@ -42,7 +42,7 @@ class ServerTests(TestCase):
 
     def startServer(self, *extra):
         options = Options()
-        options.parseOptions(["--listen", LOOPBACK, "--db", self.db, *extra])
+        options.parseOptions(["--listen", LOOPBACK, "--db", self.db, "--flood-rate", "0", *extra])
         self.service = makeService(options)
         lobby, listener = self.service
         self.factory = listener.factory

@@ -1,0 +1,79 @@
+"""
+Keeping one connection from hurting the others: a rate limit on what it
+sends, and a bound on what waits to be sent to it.
+"""
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+
+class TokenBucket:
+    """C{rate} lines a second on average, C{burst} at once."""
+
+    def __init__(self, rate: float, burst: int, clock):
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.tokens = float(burst)
+        self.last = clock.seconds()
+
+    def take(self) -> float:
+        """
+        Spend one line's worth. Return 0 if another may follow at once, else
+        the seconds to wait before reading the next line.
+        """
+        now = self.clock.seconds()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        self.tokens -= 1
+        return 0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+
+@implementer(IPushProducer)
+class OutputGuard:
+    """
+    Watches a connection's send buffer through the producer API: the transport
+    pauses us once its own buffer is full (the client is not reading fast
+    enough) and resumes us when it drains. What is written meanwhile is
+    counted; past C{limit} bytes the client is hopeless and C{overflow} is
+    called, so a reader that never reads costs at most that much memory.
+    """
+
+    def __init__(self, transport, limit: int, overflow):
+        self.transport = transport
+        self.limit = limit
+        self.overflow = overflow
+        self.backlogged = False
+        self.queued = 0  # bytes written since the transport's buffer filled
+        self._drained = []
+        transport.registerProducer(self, True)
+
+    def write(self, data: bytes):
+        behind = self.backlogged  # before this write, which may fill the buffer
+        self.transport.write(data)
+        if behind:
+            self.queued += len(data)
+            if self.queued > self.limit:
+                self.overflow(self.queued)
+
+    def whenDrained(self) -> Deferred:
+        """Fires once the transport's buffer is below its threshold."""
+        if not self.backlogged:
+            return succeed(None)
+        d = Deferred()
+        self._drained.append(d)
+        return d
+
+    def pauseProducing(self):
+        self.backlogged = True
+
+    def resumeProducing(self):
+        self.backlogged = False
+        self.queued = 0
+        waiting, self._drained = self._drained, []
+        for d in waiting:
+            d.callback(None)
+
+    def stopProducing(self):
+        self._drained = []  # the connection is gone; nothing more will be sent
