@@ -18,7 +18,7 @@ from chatsvc import errors
 from chatsvc.commands import Chat, helpLines, parse
 from chatsvc.events import IChatClient, Joined, Left, Said, Whispered
 from chatsvc.flow import OutputGuard, TokenBucket
-from chatsvc.text import plural
+from chatsvc.text import clean, plural
 
 NAME_PROMPT = "Enter your screen name:"
 PAGE_CHUNK = 16 * 1024  # replay and history go out in pieces this big, as the client reads
@@ -168,7 +168,9 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
                 self._timers["flood"] = self.factory.clock.callLater(wait, self._unflood)
         if len(raw) > self.maxLine:
             return self._tooLong()
-        line = raw.decode("utf-8", "replace")
+        # Clean at the edge: no control character or escape goes any further,
+        # not even back to its sender inside an error message.
+        line = clean(raw.decode("utf-8", "replace"))
         if self.legacy and line.startswith("> "):
             line = line[2:]  # the original client's prompt rides on every line
         try:

@@ -9,6 +9,8 @@ import signal
 import sys
 
 import chatsvc
+from chatsvc.protocol import ChatProtocol
+from chatsvc.tap import Options, makeService
 from twisted.internet import defer, endpoints, protocol, reactor
 from twisted.protocols.basic import LineReceiver
 
@@ -71,15 +73,60 @@ class LineClient(LineReceiver):
 
 
 @defer.inlineCallbacks
-def connect(port, name=None):
-    """A L{LineClient} connected to 127.0.0.1:port, named if C{name} is given."""
-    endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+def connect(port, name=None, endpoint=None):
+    """
+    A L{LineClient} connected to 127.0.0.1:port (or C{endpoint}), named if
+    C{name} is given.
+    """
+    if endpoint is None:
+        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port)
     client = yield endpoints.connectProtocol(endpoint, LineClient())
     yield client.waitFor("* Welcome to chatsvc! Enter your screen name:")
     if name is not None:
         client.send(name)
         yield client.waitFor("*   Anything else you type")
     return client
+
+
+class _Tracked(ChatProtocol):
+    """The server's protocol, telling the test when its last connection is gone."""
+
+    def connectionMade(self):
+        self.factory.open.add(self)
+        super().connectionMade()
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        self.factory.open.discard(self)
+        if not self.factory.open and self.factory.allClosed is not None:
+            waiting, self.factory.allClosed = self.factory.allClosed, None
+            waiting.callback(None)
+
+
+class InProcessServer:
+    """The service `twistd chatroom` builds, running in the test's reactor."""
+
+    def __init__(self, *argv):
+        options = Options()
+        options.parseOptions(list(argv))
+        self.service = makeService(options)
+        self.lobby, *self.listeners = self.service
+        self.factory = self.listeners[0].factory
+        self.factory.protocol = _Tracked
+        self.factory.open, self.factory.allClosed = set(), None
+        self.service.startService()
+        self.port = self.listeners[0].endpoint.port.getHost().port
+
+    def stop(self, clients=()):
+        """Close C{clients}, wait for the server's side of every connection, stop."""
+        if not self.service.running:
+            return defer.succeed(None)
+        for client in clients:
+            client.transport.loseConnection()
+        waiting = defer.succeed(None)
+        if self.factory.open:
+            waiting = self.factory.allClosed = defer.Deferred()
+        return waiting.addCallback(lambda _: self.service.stopService())
 
 
 class ServerProcess(protocol.ProcessProtocol):

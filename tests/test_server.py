@@ -5,20 +5,7 @@ import os
 from twisted.internet import defer, endpoints, protocol, reactor
 from twisted.trial.unittest import TestCase
 
-from chatsvc.protocol import ChatProtocol
-from chatsvc.tap import Options, makeService
-from tests.e2e import LOOPBACK, connect
-
-
-class _Tracked(ChatProtocol):
-    """The server's protocol, telling the test when its connection is gone."""
-
-    def connectionLost(self, reason):
-        super().connectionLost(reason)
-        self.factory.gone.append(self)
-        if len(self.factory.gone) == self.factory.made and self.factory.allGone:
-            waiting, self.factory.allGone = self.factory.allGone, None
-            waiting.callback(None)
+from tests.e2e import LOOPBACK, InProcessServer, connect
 
 
 class _Raw(protocol.Protocol):
@@ -41,34 +28,13 @@ class ServerTests(TestCase):
         self.port = self.startServer()
 
     def startServer(self, *extra):
-        options = Options()
-        options.parseOptions(["--listen", LOOPBACK, "--db", self.db, "--flood-rate", "0", *extra])
-        self.service = makeService(options)
-        lobby, listener = self.service
-        self.factory = listener.factory
-        self.factory.protocol = _Tracked
-        self.factory.made, self.factory.gone, self.factory.allGone = 0, [], None
-        build = self.factory.buildProtocol
-
-        def counted(addr):
-            self.factory.made += 1
-            return build(addr)
-
-        self.factory.buildProtocol = counted
-        self.service.startService()
+        self.server = InProcessServer("--listen", LOOPBACK, "--db", self.db,
+                                      "--flood-rate", "0", *extra)
         self.addCleanup(self.stopServer)
-        return listener.endpoint.port.getHost().port
+        return self.server.port
 
     def stopServer(self):
-        if not self.service.running:
-            return
-        # Wait for the server's side of every connection to close, then stop.
-        for client in getattr(self, "clients", []):
-            client.transport.loseConnection()
-        waiting = defer.succeed(None)
-        if len(self.factory.gone) < self.factory.made:
-            waiting = self.factory.allGone = defer.Deferred()
-        return waiting.addCallback(lambda _: self.service.stopService())
+        return self.server.stop(getattr(self, "clients", []))
 
     @defer.inlineCallbacks
     def connect(self, name=None):
