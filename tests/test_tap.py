@@ -32,11 +32,20 @@ class OptionsTests(TestCase):
         db = os.path.abspath(self.mktemp())
         options = self.parse("--listen", "tcp:4000", "--listen", "unix:/tmp/chat.sock",
                              "--db", db, "--max-clients", "500", "--max-line", "512",
-                             "--history-replay", "0")
+                             "--history-replay", "0", "--flood-rate", "2.5",
+                             "--flood-burst", "3", "--max-output-buffer", "65536",
+                             "--login-timeout", "15", "--idle-timeout", "600")
         self.assertEqual(options["listen"], ["tcp:4000", "unix:/tmp/chat.sock"])
         self.assertEqual(options["db"], db)
-        self.assertEqual(options.settings, Settings(max_clients=500, max_line=512,
-                                                    history_replay=0))
+        self.assertEqual(options.settings, Settings(
+            max_clients=500, max_line=512, history_replay=0, flood_rate=2.5, flood_burst=3,
+            max_output_buffer=65536, login_timeout=15, idle_timeout=600))
+
+    def test_abuseDefaults(self):
+        settings = self.parse().settings
+        self.assertEqual((settings.flood_rate, settings.flood_burst, settings.max_output_buffer,
+                          settings.login_timeout, settings.idle_timeout),
+                         (5, 10, 1024 * 1024, 60, 0))
 
     def test_badValuesNameTheOption(self):
         for argv, named in [
@@ -48,13 +57,21 @@ class OptionsTests(TestCase):
             (["--listen", "tcp:notaport"], "--listen"),
             (["--listen", "carrier-pigeon:3000"], "--listen"),
             (["--db", "/no/such/folder/chat.sqlite3"], "--db"),
+            (["--flood-rate", "-1"], "--flood-rate"),
+            (["--flood-rate", "fast"], "--flood-rate"),
+            (["--flood-burst", "0"], "--flood-burst"),
+            (["--max-output-buffer", "100"], "--max-output-buffer"),
+            (["--login-timeout", "soon"], "--login-timeout"),
+            (["--idle-timeout", "-5"], "--idle-timeout"),
         ]:
             e = self.assertRaises(usage.UsageError, self.parse, *argv)
             self.assertIn(named, str(e), argv)
 
     def test_helpDocumentsEveryOption(self):
         text = str(Options())
-        for option in ["--listen", "--db", "--max-clients", "--max-line", "--history-replay"]:
+        for option in ["--listen", "--db", "--max-clients", "--max-line", "--history-replay",
+                       "--flood-rate", "--flood-burst", "--max-output-buffer",
+                       "--login-timeout", "--idle-timeout"]:
             self.assertIn(option, text)
 
     def test_serviceTree(self):
