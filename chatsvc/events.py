@@ -22,12 +22,16 @@ class IChatClient(Interface):
 
 @dataclass(eq=False)
 class Said:
-    """A message said in a room, stored before this event exists."""
+    """
+    Messages said in a room, stored before this event exists: all those
+    stored in one turn of the reactor, oldest first, so each member gets one
+    write for them.
+    """
 
     room: str
-    message: Message
-    # Filled in by the first front door that renders this event, so a line sent
-    # to a hundred members is encoded once.
+    messages: tuple
+    # Filled in by the first front door that renders this event, so lines sent
+    # to a hundred members are encoded once.
     rendered: dict = field(default_factory=dict)
 
 

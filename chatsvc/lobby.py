@@ -51,6 +51,7 @@ class Room:
         self.nextSeq = record.last_seq + 1
         self.recent = deque(record.recent, maxlen=replay)
         self.delivered = record.last_seq  # the seq of the newest message broadcast
+        self.outbox = []  # stored this turn, to be broadcast at its end
 
     def broadcast(self, event, exclude=None):
         """
@@ -89,6 +90,8 @@ class Lobby(service.Service):
         self.names = {}  # casefolded name -> User
         self.rooms = {}  # casefolded room name -> Room
         self._creating = set()  # room keys being stored right now
+        self._outboxes = []  # rooms with messages to broadcast at the end of this turn
+        self._delivered = []  # (Deferred, message): says to confirm once broadcast
         self._nextRoomId = 1
         self._guests = 0
 
@@ -221,7 +224,8 @@ class Lobby(service.Service):
     def say(self, user: User, room: Room, text: str) -> Deferred:
         """
         Store a message, then send it to everyone in the room, the sender
-        included: their copy is the acknowledgement that it is stored.
+        included: their copy is the acknowledgement that it is stored. The
+        Deferred fires with the message once it has been sent.
         """
         if room.key not in user.rooms:
             raise errors.NotInRoom("talk there")
@@ -236,10 +240,27 @@ class Lobby(service.Service):
         return d
 
     def _stored(self, _, room, message):
-        room.recent.append(message)
-        room.delivered = message.seq
-        room.broadcast(Said(room.name, message))
-        return message
+        # Broadcast at the end of this reactor turn, with everything else
+        # stored in it: one write per member for a whole burst.
+        if not self._outboxes:
+            self.clock.callLater(0, self._broadcastStored)
+        if not room.outbox:
+            self._outboxes.append(room)
+        room.outbox.append(message)
+        delivered = Deferred()
+        self._delivered.append((delivered, message))
+        return delivered
+
+    def _broadcastStored(self):
+        rooms, self._outboxes = self._outboxes, []
+        for room in rooms:
+            messages, room.outbox = tuple(room.outbox), []
+            room.recent.extend(messages)
+            room.delivered = messages[-1].seq
+            room.broadcast(Said(room.name, messages))
+        delivered, self._delivered = self._delivered, []
+        for d, message in delivered:
+            d.callback(message)
 
     def _notStored(self, failure, *ignored):
         raise errors.NotStored()

@@ -23,6 +23,7 @@ from chatsvc.text import clean, plural
 NAME_PROMPT = "Enter your screen name:"
 PAGE_CHUNK = 16 * 1024  # replay and history go out in pieces this big, as the client reads
 LEGACY_QUIT = b"#quit"  # what the original chatClient.py waits for to leave
+LEAVING = {"create", "join", "leave", "quit"}  # commands that take you out of your room
 
 
 def _stamp(timestamp: float) -> str:
@@ -94,12 +95,18 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.log.info("{peer} chose no name in time", peer=self.transport.getPeer())
         self.error(f"You did not choose a screen name within "
                    f"{self.settings.login_timeout:g} seconds. Goodbye.")
-        self.transport.loseConnection()
+        self._close()
 
     def timeoutConnection(self):
         self.log.info("{user} was idle too long", user=self.user)
         self.notice(f"You were silent for {self.settings.idle_timeout:g} seconds."
                     " Closing the connection.")
+        self._close()
+
+    def _close(self):
+        """Close from this side, once what is queued has been sent."""
+        # A TLS transport starts its shutdown only once no producer is registered.
+        self.guard.release()
         self.transport.loseConnection()
 
     def _overflowed(self, queued):
@@ -211,6 +218,11 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         parsed = parse(line)
         if isinstance(parsed, Chat):
             self.cmd_say(parsed.text)
+        elif parsed.name in LEAVING and self._unconfirmed:
+            # Let the echoes of what was said here arrive before leaving it.
+            self._whenConfirmed = Deferred()
+            self._whenConfirmed.addCallback(lambda _: self.commandReceived(line))
+            self._waitFor(self._whenConfirmed)
         else:
             getattr(self, "cmd_" + parsed.name)(*parsed.args)
 
@@ -283,16 +295,11 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             waiting.callback(None)
 
     def cmd_quit(self):
-        if self._unconfirmed:  # see the echo of everything said before leaving
-            self._whenConfirmed = Deferred()
-            self._whenConfirmed.addCallback(lambda _: self.cmd_quit())
-            self._waitFor(self._whenConfirmed)
-            return
         if self.legacy:
             self._write(LEGACY_QUIT)
         else:
             self.notice(f"Goodbye, {self.user.name}.")
-        self.transport.loseConnection()
+        self._close()
 
     def _currentRoom(self, what):
         room = self.room
@@ -377,10 +384,10 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
     def deliver(self, event):
         if type(event) is Said:
-            data = event.rendered.get("line")
-            if data is None:  # once per message, not once per member
-                m = event.message
-                data = event.rendered["line"] = f"<{m.sender}> {m.text}\n".encode("utf-8")
+            data = event.rendered.get("lines")
+            if data is None:  # once per event, not once per member
+                data = event.rendered["lines"] = "".join(
+                    f"<{m.sender}> {m.text}\n" for m in event.messages).encode("utf-8")
             self._write(data)
         elif type(event) is Joined:
             self.notice(f"{event.name} joined {event.room}")

@@ -101,6 +101,8 @@ class SQLiteStore:
     BATCH_MAX = 5000
 
     def __init__(self, path: str, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
         self.path = path
         self._reactor = reactor
         self._pool = None
@@ -119,10 +121,9 @@ class SQLiteStore:
                      connection.execute("SELECT id, name, created FROM rooms ORDER BY id")]
         finally:
             connection.close()
-        kwargs = {} if self._reactor is None else {"cp_reactor": self._reactor}
         self._pool = adbapi.ConnectionPool(
             "sqlite3", self.path, check_same_thread=False,
-            cp_min=1, cp_max=2, cp_openfun=_prepare, **kwargs)
+            cp_min=1, cp_max=2, cp_openfun=_prepare, cp_reactor=self._reactor)
         return rooms
 
     @staticmethod
@@ -164,7 +165,10 @@ class SQLiteStore:
         d = Deferred()
         self._queue.append((statement, row, d))
         if not self._writing:
-            self._writeBatch()
+            # Start at the end of this reactor turn, so that everything read
+            # in it (a burst from many users) shares one transaction.
+            self._writing = True
+            self._reactor.callLater(0, self._writeBatch)
         return d
 
     def _writeBatch(self):

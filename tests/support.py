@@ -67,6 +67,7 @@ class Session:
     def send(self, line):
         data = line if isinstance(line, bytes) else line.encode("utf-8") + b"\n"
         self.protocol.dataReceived(data)
+        self.protocol.factory.clock.advance(0)  # the end of this reactor turn
 
     def read(self):
         """The lines sent to this client since the last read."""

@@ -27,6 +27,11 @@ class LobbyTests(TestCase):
     def setUp(self):
         self.lobby = makeLobby()
 
+    def say(self, user, room, text):
+        d = self.lobby.say(user, room, text)
+        self.lobby.clock.advance(0)  # broadcast at the end of the turn
+        return self.successResultOf(d)
+
     def named(self, name):
         user = self.lobby.connect(Mind())
         self.lobby.chooseName(user, name)
@@ -57,7 +62,7 @@ class LobbyTests(TestCase):
         self.successResultOf(self.lobby.createRoom(alice, "kitchen"))
         room = self.lobby.rooms["kitchen"]
         for n in range(500):
-            self.successResultOf(self.lobby.say(alice, room, f"m{n}"))
+            self.say(alice, room, f"m{n}")
         self.assertEqual(len(room.recent), 50)
         arrival = self.lobby.join(self.named("bob"), "kitchen")
         self.assertIsInstance(arrival, Arrival)
@@ -110,19 +115,44 @@ class LobbyTests(TestCase):
         alice, bob = self.named("alice"), self.named("bob")
         self.successResultOf(self.lobby.createRoom(alice, "kitchen"))
         self.lobby.join(bob, "kitchen")
-        self.successResultOf(self.lobby.say(bob, self.lobby.rooms["kitchen"], "hi"))
+        self.say(bob, self.lobby.rooms["kitchen"], "hi")
         joined, said = alice.mind.events
         self.assertEqual(joined, Joined("kitchen", "bob"))
         self.assertIsInstance(said, Said)
-        self.assertEqual((said.message.sender, said.message.text, said.message.seq),
-                         ("bob", "hi", 1))
+        ((sender, text, seq),) = [(m.sender, m.text, m.seq) for m in said.messages]
+        self.assertEqual((sender, text, seq), ("bob", "hi", 1))
+
+    def test_oneTurnOneEvent(self):
+        """What is stored in one reactor turn reaches each member as one event."""
+        alice, bob = self.named("alice"), self.named("bob")
+        self.successResultOf(self.lobby.createRoom(alice, "kitchen"))
+        self.lobby.join(bob, "kitchen")
+        room = self.lobby.rooms["kitchen"]
+        said = [self.lobby.say(alice, room, "one"), self.lobby.say(bob, room, "two")]
+        self.assertEqual(alice.mind.events[-1], Joined("kitchen", "bob"))
+        self.lobby.clock.advance(0)
+        (event,) = alice.mind.events[1:]
+        self.assertEqual([m.text for m in event.messages], ["one", "two"])
+        self.assertEqual([self.successResultOf(d).text for d in said], ["one", "two"])
+
+    def test_joinBetweenStoreAndBroadcast(self):
+        """A message stored but not yet broadcast comes live, not in the replay."""
+        alice, bob = self.named("alice"), self.named("bob")
+        self.successResultOf(self.lobby.createRoom(alice, "kitchen"))
+        room = self.lobby.rooms["kitchen"]
+        self.lobby.say(alice, room, "in flight")
+        arrival = self.lobby.join(bob, "kitchen")
+        self.assertEqual(arrival.replay, ())
+        self.lobby.clock.advance(0)
+        (event,) = bob.mind.events
+        self.assertEqual([m.text for m in event.messages], ["in flight"])
 
     def test_historyCursorMovesBeforeRowsArrive(self):
         alice = self.named("alice")
         self.successResultOf(self.lobby.createRoom(alice, "kitchen"))
         room = self.lobby.rooms["kitchen"]
         for n in range(120):
-            self.successResultOf(self.lobby.say(alice, room, f"m{n}"))
+            self.say(alice, room, f"m{n}")
         bob = self.named("bob")
         self.lobby.join(bob, "kitchen")  # sent m70..m119
         pages = [self.lobby.history(bob, room, 30), self.lobby.history(bob, room, 30)]

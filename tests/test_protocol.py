@@ -297,8 +297,20 @@ class ChatTests(TestCase):
         self.bob.send("never read")
         self.assertEqual(self.bob.read(), [])
         self.lobby.store.release()
+        self.lobby.clock.advance(0)
         self.assertEqual(self.bob.read(), ["<bob> last words", "* Goodbye, bob."])
         self.assertTrue(self.bob.transport.disconnecting)
+
+    def test_leaveAfterPendingMessageEchoesFirst(self):
+        self.lobby.store.holding = []
+        self.bob.send(b"bye all\nleave\nwho\n")
+        self.assertEqual(self.bob.read(), [])
+        self.lobby.store.release()
+        self.lobby.clock.advance(0)
+        self.assertEqual(self.bob.read(), [
+            "<bob> bye all", "* You left kitchen. You are in the Lobby.",
+            "* Online (3): alice, bob, carol. You are in the Lobby."])
+        self.assertEqual(self.alice.read(), ["<bob> bye all", "* bob left kitchen"])
 
     def test_storeFailureNothingSent(self):
         self.lobby.store.failing = True
@@ -317,6 +329,7 @@ class ChatTests(TestCase):
         self.bob.send("wait for it")
         self.assertEqual(self.alice.read() + self.bob.read(), [])
         self.lobby.store.release()
+        self.lobby.clock.advance(0)
         self.assertEqual(self.alice.read(), ["<bob> wait for it"])
 
     def test_brokenMemberDoesNotStopBroadcast(self):

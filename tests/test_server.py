@@ -99,6 +99,32 @@ class ServerTests(TestCase):
         self.assertEqual(lines[0], "* You joined kitchen. Here: no one else.")
 
     @defer.inlineCallbacks
+    def test_slowReaderGetsEverythingInOrder(self):
+        """
+        Writes go straight to the socket while it keeps up and queue when it
+        does not; a reader that stalls and then catches up misses nothing and
+        sees it in order.
+        """
+        yield self.stopServer()
+        self.clients = []
+        self.port = self.startServer("--max-output-buffer", str(8 * 1024 * 1024))
+        alice = yield self.connect("alice")
+        bob = yield self.connect("bob")
+        alice.send("create kitchen")
+        yield alice.waitFor("* You joined kitchen.")
+        bob.send("join kitchen")
+        yield bob.waitFor("* You joined kitchen.")
+        bob.transport.pauseProducing()  # bob stops reading: the socket fills up
+        filler = "f" * 500
+        for n in range(6000):
+            alice.send(f"{n:04} {filler}")
+        yield alice.waitFor("<alice> 5999 ")
+        bob.transport.resumeProducing()
+        lines = yield bob.waitFor("<alice> 5999 ")
+        said = [line[8:12] for line in lines if line.startswith("<alice> ")]
+        self.assertEqual(said, [f"{n:04}" for n in range(6000)])
+
+    @defer.inlineCallbacks
     def test_serverFull(self):
         yield self.stopServer()
         self.clients = []

@@ -83,3 +83,11 @@ class TLSTests(TestCase):
         self.assertEqual((yield alice.waitFor("<bob>")),
                          ["* bob joined vault", "<bob> secret handshake"])
         self.assertEqual((yield bob.waitFor("<bob>")), ["<bob> secret handshake"])
+
+    @defer.inlineCallbacks
+    def test_serverClosesTLSConnection(self):
+        """quit ends the session over TLS too: the server's close completes."""
+        alice = yield self.connectTLS("alice")
+        alice.send("quit")
+        yield alice.waitFor("* Goodbye, alice.")
+        yield alice.closed
