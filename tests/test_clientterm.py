@@ -1,0 +1,253 @@
+"""
+The client's terminal front end without a terminal: the line editor, and the
+screen driven by key bytes through insults, its output read back by insults'
+own terminal emulator (TerminalBuffer).
+"""
+
+from twisted.conch.insults import helper, insults
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import TestCase
+
+from chatsvc.clientterm import ChatScreen, LineEditor, _KeyboardProtocol, textWidth
+
+LEFT, RIGHT, UP, DOWN = b"\x1b[D", b"\x1b[C", b"\x1b[A", b"\x1b[B"
+HOME, END, DELETE = b"\x1b[H", b"\x1b[F", b"\x1b[3~"
+
+
+class LineEditorTests(TestCase):
+
+    def editor(self, text="", cursor=None):
+        e = LineEditor()
+        e.insert(text)
+        if cursor is not None:
+            e.cursor = cursor
+        return e
+
+    def test_insertAndMove(self):
+        e = self.editor("hllo")
+        e.home()
+        e.right()
+        e.insert("e")
+        self.assertEqual((e.text, e.cursor), ("hello", 2))
+        e.end()
+        e.insert(" w\u00f6rld\x07\tx")  # control characters dropped, tab is a space
+        self.assertEqual(e.text, "hello w\u00f6rld x")
+        e.left()
+        e.left()
+        self.assertEqual(e.cursor, len("hello w\u00f6rld"))
+        e.right(), e.right(), e.right()
+        self.assertEqual(e.cursor, len(e.text))
+
+    def test_words(self):
+        e = self.editor("one two  three")
+        e.wordLeft()
+        self.assertEqual(e.cursor, 9)
+        e.wordLeft()
+        self.assertEqual(e.cursor, 4)
+        e.wordRight()
+        self.assertEqual(e.cursor, 7)
+        e.killWordForward()
+        self.assertEqual(e.text, "one two")
+        e.killWordBack()
+        self.assertEqual((e.text, e.cursor), ("one ", 4))
+
+    def test_deleting(self):
+        e = self.editor("abcdef", cursor=3)
+        e.backspace()
+        e.delete()
+        self.assertEqual((e.text, e.cursor), ("abef", 2))
+        e.killToEnd()
+        self.assertEqual(e.text, "ab")
+        e.killToStart()
+        self.assertEqual((e.text, e.cursor), ("", 0))
+        e.backspace()
+        e.delete()
+        self.assertEqual(e.text, "")
+
+    def test_history(self):
+        e = LineEditor()
+        for line in ["first", "second", "second", "  "]:
+            e.insert(line)
+            self.assertEqual(e.submit(), line)
+        self.assertEqual(e.history, ["first", "second"])  # no repeats, no blanks
+        e.insert("draft")
+        e.up()
+        self.assertEqual(e.text, "second")
+        e.up()
+        e.up()
+        self.assertEqual((e.text, e.cursor), ("first", 5))
+        e.down()
+        self.assertEqual(e.text, "second")
+        e.down()
+        self.assertEqual(e.text, "draft")  # back to what was being typed
+        e.down()
+        self.assertEqual(e.text, "draft")
+
+    def test_viewScrollsSideways(self):
+        e = self.editor("abcdefghijklmnopqrstuvwxyz")
+        self.assertEqual(e.view(10), ("rstuvwxyz", 9))  # the end, and room for the cursor
+        e.home()
+        self.assertEqual(e.view(10), ("abcdefghij", 0))
+        e.end()
+        for _ in range(20):
+            e.backspace()
+        self.assertEqual(e.view(10), ("abcdef", 6))  # everything fits again
+
+    def test_viewOfWideCharacters(self):
+        e = self.editor("\u65e5\u672c\u8a9e\u306e\u6587")  # two columns each
+        self.assertEqual(textWidth(e.text), 10)
+        shown, column = e.view(8)
+        self.assertEqual((shown, column), ("\u8a9e\u306e\u6587", 6))
+
+
+class FakeClient:
+    def __init__(self):
+        self.typed = []
+        self.accept = True
+        self.named = False
+        self.name = None
+        self.done = False
+        self.ended = self.left = 0
+        self.room = None
+
+    def prompt(self):
+        return f"{self.room}> " if self.room else "> "
+
+    def lineTyped(self, text):
+        self.typed.append(text)
+        return self.accept
+
+    def inputEnded(self):
+        self.ended += 1
+
+    def leave(self):
+        self.left += 1
+
+
+class ScreenTests(TestCase):
+    """Keys in as bytes, the screen as an xterm would show it."""
+
+    WIDTH = 40
+
+    def setUp(self, colour=True):
+        self.client = FakeClient()
+        self.out = StringTransport()
+        self.keyboard = _KeyboardProtocol(ChatScreen, self.client, colour,
+                                          lambda: (self.WIDTH, 10))
+        self.keyboard.makeConnection(self.out)
+        self.screen = self.keyboard.terminalProtocol
+        self.terminal = helper.TerminalBuffer()
+        self.terminal.width, self.terminal.height = self.WIDTH, 10
+        self.parser = insults.ClientProtocol(lambda: self.terminal)
+        self.parser.makeConnection(StringTransport())
+
+    def type(self, *keys):
+        for key in keys:
+            self.keyboard.dataReceived(key.encode("utf-8") if isinstance(key, str) else key)
+
+    def shown(self):
+        """The screen's lines (up to the input line) and the cursor's column."""
+        self.parser.dataReceived(self.out.value())
+        self.out.clear()
+        column, row = self.terminal.reportCursorPosition()
+        lines = bytes(self.terminal).decode("utf-8").split("\n")[:row + 1]
+        return [line.rstrip() for line in lines], column
+
+    def test_typeAndSend(self):
+        self.type("hello", LEFT, LEFT, "p, ", END, "!\r")
+        self.assertEqual(self.client.typed, ["help, lo!"])
+        self.assertEqual(self.shown(), ([">"], 2))
+
+    def test_incomingLineKeepsTheInput(self):
+        self.client.room = "kitchen"
+        self.type("half-typed", LEFT, LEFT)
+        self.screen.show("<bob> a message arrives")
+        self.screen.status("and a status line")
+        self.assertEqual(self.shown(), (
+            ["<bob> a message arrives", "and a status line", "kitchen> half-typed"],
+            len("kitchen> half-typ")))
+        self.type("\r")
+        self.assertEqual(self.client.typed, ["half-typed"])
+
+    def test_refusedLineStays(self):
+        self.client.accept = False
+        self.type("not yet\r")
+        self.assertEqual(self.shown(), (["> not yet"], 9))
+
+    def test_history(self):
+        self.type("first\r", "second\r", UP, UP, "!", DOWN, DOWN, "x", UP)
+        self.assertEqual(self.shown(), (["> second"], 8))
+
+    def test_editingKeys(self):
+        self.type("one two three", b"\x17")  # Ctrl-W: the last word, not the space
+        self.assertEqual(self.shown(), (["> one two"], len("> one two ")))
+        self.type(b"\x01", DELETE, b"\x05", b"\x08", b"\x7f")  # Ctrl-A, Delete, Ctrl-E, 2 x BS
+        self.assertEqual(self.shown()[0], ["> ne tw"])
+        self.type(HOME, RIGHT, b"\x0b")  # Ctrl-K
+        self.assertEqual(self.shown(), (["> n"], 3))
+        self.type(b"\x15", "ab cd", b"\x1bb", b"\x1b[1;5D", "X")  # Ctrl-U, Alt-B, Ctrl-Left
+        self.assertEqual(self.shown(), (["> Xab cd"], 3))
+
+    def test_utf8ArrivesInPieces(self):
+        data = "h\u00e9 \u65e5\u672c".encode("utf-8")
+        for i in range(len(data)):
+            self.type(data[i:i + 1])
+        self.type(LEFT, b"\x7f", "\r")
+        self.assertEqual(self.client.typed, ["h\u00e9 \u672c"])
+
+    def test_ctrlD(self):
+        self.type("ab", HOME, b"\x04")  # with text: delete
+        self.assertEqual(self.shown()[0], ["> b"])
+        self.assertEqual(self.client.ended, 0)
+        self.type(b"\x04", b"\x04")  # on an empty line: the end of input
+        self.assertEqual(self.client.ended, 1)
+
+    def test_ctrlC(self):
+        self.type("abc", b"\x03")
+        self.assertEqual(self.client.left, 1)
+
+    def test_enterOnAnEmptyLine(self):
+        self.type("\r")  # no name yet: the server makes a guest
+        self.client.named = True
+        self.type("\r", "   \r")  # named: nothing to say
+        self.assertEqual(self.client.typed, [""])
+
+    def test_longInputScrolls(self):
+        """The input line never wraps, and never writes the last column."""
+        self.type("x" * 59 + "y")
+        lines, column = self.shown()
+        self.assertEqual(lines, ["> " + "x" * (self.WIDTH - 5) + "y"])
+        self.assertEqual(column, self.WIDTH - 2)
+        self.type(HOME)
+        self.assertEqual(self.shown(), (["> " + "x" * (self.WIDTH - 3)], 2))
+        self.type("\r")
+        self.assertEqual(self.client.typed, ["x" * 59 + "y"])
+
+    def test_colours(self):
+        self.client.name = "alice"
+        self.screen.show("<alice> mine")
+        self.screen.show("! no")
+        data = self.out.value()
+        self.assertIn(b"\x1b[1;32m<alice>\x1b[0m mine", data)
+        self.assertIn(b"\x1b[1;31m! no\x1b[0m", data)
+
+    def test_noColour(self):
+        self.setUp(colour=False)
+        self.screen.show("<alice> mine")
+        self.screen.status("status", problem=True)
+        self.type("x")
+        self.assertNotIn(b"m", self.out.value().replace(b"mine", b""))  # no SGR at all
+
+    def test_nothingDrawnAfterFinishing(self):
+        """Leaving at once (Ctrl-D while offline) leaves no prompt behind."""
+        self.client.inputEnded = self.screen.finish
+        self.out.clear()
+        self.type(b"\x04")
+        self.assertEqual(self.out.value(), b"\r\x1b[K")
+
+    def test_finish(self):
+        self.type("abc")
+        self.out.clear()
+        self.screen.finish()
+        self.assertEqual(self.out.value(), b"\r\x1b[K")  # the input line erased, no reset
+        self.assertTrue(self.out.disconnecting)
