@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from zope.interface import Interface
 
-from chatsvc.store import Message
 
 
 class IChatClient(Interface):

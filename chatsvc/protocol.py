@@ -4,8 +4,6 @@ lines into calls on the Lobby and the Lobby's events into marked lines
 (see protocol.md: ``<name>`` said, ``*`` notice, ``!`` error, ``->``/``<-`` private).
 """
 
-import time
-
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.protocol import ServerFactory
@@ -14,24 +12,15 @@ from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
-from chatsvc import errors
-from chatsvc.commands import Chat, helpLines, parse
-from chatsvc.events import IChatClient, Joined, Left, Said, Whispered
+from chatsvc import errors, wording
+from chatsvc.commands import Chat, parse
+from chatsvc.events import IChatClient, Said
 from chatsvc.flow import OutputGuard, TokenBucket
-from chatsvc.text import clean, plural
+from chatsvc.text import clean
 
-NAME_PROMPT = "Enter your screen name:"
 PAGE_CHUNK = 16 * 1024  # replay and history go out in pieces this big, as the client reads
 LEGACY_QUIT = b"#quit"  # what the original chatClient.py waits for to leave
 LEAVING = {"create", "join", "leave", "quit"}  # commands that take you out of your room
-
-
-def _stamp(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(timestamp))
-
-
-def renderReplayed(message) -> str:
-    return f"[{_stamp(message.timestamp)}] <{message.sender}> {message.text}"
 
 
 def _chunks(lines):
@@ -88,7 +77,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.callLater = clock.callLater  # for TimeoutMixin
         if settings.login_timeout > 0:
             self._timers["login"] = clock.callLater(settings.login_timeout, self._loginTimedOut)
-        self.notice(f"Welcome to chatsvc! {NAME_PROMPT}")
+        self.notice(f"Welcome to chatsvc! {wording.NAME_PROMPT}")
 
     def _loginTimedOut(self):
         del self._timers["login"]
@@ -203,7 +192,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             name = self.factory.lobby.chooseName(self.user, line)
         except errors.ChatError as refusal:
             self.error(str(refusal))
-            self.notice(NAME_PROMPT)
+            self.notice(wording.NAME_PROMPT)
             return
         self.log.info("{name} arrived from {peer}", name=name, peer=self.transport.getPeer())
         login = self._timers.pop("login", None)
@@ -211,8 +200,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             login.cancel()
         if self.settings.idle_timeout > 0:
             self.setTimeout(self.settings.idle_timeout)
-        self.notices([f"Welcome, {name}. You are in the Lobby. Commands:"]
-                     + ["  " + line for line in helpLines()])
+        self.lines(wording.welcome(name))
 
     def commandReceived(self, line):
         parsed = parse(line)
@@ -229,7 +217,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     # Commands
 
     def cmd_commands(self):
-        self.notices(["Commands:"] + ["  " + line for line in helpLines()])
+        self.lines(wording.commands())
 
     def cmd_create(self, name):
         d = self.factory.lobby.createRoom(self.user, name)
@@ -237,15 +225,8 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self._waitFor(d)
 
     def cmd_list(self):
-        rooms = self.factory.lobby.roomList()
-        if not rooms:
-            self.notice("There are no rooms yet. Type create ROOM to make one.")
-            return
         here = self.room.name if self.room else None
-        lines = [f"Rooms ({len(rooms)}):"]
-        for name, count in rooms:
-            lines.append(f"  {name} ({plural(count, 'user')})" + (" <- you are here" if name == here else ""))
-        self.notices(lines)
+        self.lines(wording.roomList(self.factory.lobby.roomList(), here))
 
     def cmd_join(self, name):
         arrival = self.factory.lobby.join(self.user, name)
@@ -340,26 +321,11 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     # Showing what happened
 
     def arrived(self, arrival):
-        if arrival is None:  # disconnected while the room was being made
-            return
-        others = ", ".join(arrival.members) if arrival.members else "no one else"
-        lines = [f"* You joined {arrival.room}. Here: {others}."]
-        if arrival.older:
-            lines.append(f"* {plural(arrival.older, 'older message')}: type history to see them.")
-        lines.extend(renderReplayed(m) for m in arrival.replay)
-        self._sendPaced(lines)
+        if arrival is not None:  # None: disconnected while the room was being made
+            self._sendPaced(wording.arrival(arrival))
 
     def paged(self, page):
-        if not page.messages:
-            self.notice(f"That is the beginning of {page.room}'s history.")
-            return
-        lines = [f"* {plural(len(page.messages), 'earlier message')} in {page.room}:"]
-        lines.extend(renderReplayed(m) for m in page.messages)
-        if page.older:
-            lines.append(f"* {plural(page.older, 'older message')}: type history to see more.")
-        else:
-            lines.append(f"* That is the beginning of {page.room}'s history.")
-        self._sendPaced(lines)
+        self._sendPaced(wording.page(page))
 
     def _sendPaced(self, lines):
         """
@@ -384,18 +350,12 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
     def deliver(self, event):
         if type(event) is Said:
-            data = event.rendered.get("lines")
+            data = event.rendered.get("native")
             if data is None:  # once per event, not once per member
-                data = event.rendered["lines"] = "".join(
-                    f"<{m.sender}> {m.text}\n" for m in event.messages).encode("utf-8")
+                data = event.rendered["native"] = wording.said(event.messages)
             self._write(data)
-        elif type(event) is Joined:
-            self.notice(f"{event.name} joined {event.room}")
-        elif type(event) is Left:
-            self.notice(f"{event.name} left {event.room}"
-                        + (" (disconnected)" if event.why == "quit" else ""))
-        elif type(event) is Whispered:
-            self.line(f"<- {event.sender}: {event.text}")
+        else:
+            self.line(wording.event(event))
 
     def disconnect(self, reason):
         self.log.info("Disconnecting {user}: {reason}", user=self.user, reason=reason)
@@ -418,9 +378,6 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
     def notice(self, text):
         self.line("* " + text)
-
-    def notices(self, texts):
-        self.lines("* " + t for t in texts)
 
     def error(self, text):
         self.line("! " + text)
