@@ -21,8 +21,11 @@ LABELS = {
     "echo_p50_ms": "echo latency p50 (sender's own)",
     "echo_p99_ms": "echo latency p99",
     "echo_max_ms": "echo latency max",
+    "echo_max_sent_at_s": "  its message was sent at (s into the run)",
     "server_cpu_pct": "server CPU % of one core",
+    "server_sys_pct": "  of which in the kernel",
     "bench_cpu_pct": "bench CPU % of one core",
+    "other_cpu_pct": "other processes' CPU % (want ~0)",
     "join_p50_ms": "join time median",
     "join_p99_ms": "join time p99",
     "join_max_ms": "join time max",
@@ -30,7 +33,11 @@ LABELS = {
     "bytes_p99": "bytes per join p99",
     "lines_per_join": "lines per join (median)",
     "rss_per_conn_bytes": "server RSS per connection (bytes)",
+    "server_start_s": "server start-up (spawn to listening) s",
 }
+
+
+BUSY = 20  # other processes' CPU % above which a run's numbers are called disturbed
 
 
 @dataclass
@@ -106,6 +113,8 @@ def _round(value):
 def _fmt(value):
     if value is None:
         return "-"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
     if isinstance(value, float):
         if value >= 1000:
             return f"{value:,.0f}"
@@ -145,14 +154,17 @@ def table(results, out=None):
         status = "complete" if r.complete else "INCOMPLETE"
         if r.errors or not r.complete:
             print(f"run {r.run}: {status}: " + "; ".join(r.errors), file=out)
+        other = r.metrics.get("other_cpu_pct")
+        if other is not None and other > BUSY:
+            print(f"run {r.run}: other processes used {other:.0f}% of a core meanwhile:"
+                  " its numbers are disturbed", file=out)
     out.flush()
 
 
 def append_json(path, results):
     """Append one JSON line per run, and a summary line when there were several."""
     with open(path, "a", encoding="utf-8") as f:
-        for r in results:
-            f.write(json.dumps(r.record(), sort_keys=False) + "\n")
+        f.writelines(json.dumps(r.record()) + "\n" for r in results)
         if len(results) > 1:
             first = results[0]
             f.write(json.dumps({

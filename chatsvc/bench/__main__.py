@@ -1,0 +1,3 @@
+from chatsvc.bench.cli import main
+
+main()

@@ -1,0 +1,269 @@
+"""
+``chatsvc-bench``: the command line. Parses the arguments (a bad one exits 2
+with one line), then for each repeat starts a server (or uses ``--connect``),
+measures the workload, stops the server, and prints the table and JSON lines.
+"""
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectError
+from twisted.internet.task import LoopingCall
+
+from chatsvc.bench import report
+from chatsvc.bench.client import DIALECTS
+from chatsvc.bench.run import Run
+from chatsvc.bench.server import (
+    BenchError,
+    ServerProcess,
+    findPidByPort,
+    rssKiB,
+    serverCommand,
+)
+from chatsvc.bench.workloads import Connections, Fanout, Join, Store
+
+MAX_CLIENTS = 100_000  # the server's own limit for --max-clients
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _whole(low, high):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"takes a whole number from {low:,} to {high:,}, not {text!r}")
+        return value
+    return parse
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"takes seconds above 0 (at most 86400), not {text!r}")
+    return value
+
+
+def _address(text):
+    host, _, port = text.rpartition(":")
+    if host == "localhost":
+        host = "127.0.0.1"
+    if host != "127.0.0.1":
+        raise argparse.ArgumentTypeError(
+            f"the bench only drives a server on 127.0.0.1, not {text!r}")
+    return host, _whole(1, 65535)(port)
+
+
+def makeParser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--connect", metavar="HOST:PORT", type=_address,
+                        help="drive this running server (127.0.0.1 only) instead of starting one")
+    common.add_argument("--pid", type=_whole(1, 2**22),
+                        help="with --connect: the server's PID (else found from the port)")
+    common.add_argument("--timeout", type=_seconds, default=120.0, metavar="SECONDS",
+                        help="stop a run that takes longer than this (default 120)")
+    common.add_argument("--repeat", type=_whole(1, 100), default=1, metavar="N",
+                        help="run N times (a fresh server each time) and give medians")
+    common.add_argument("--json", metavar="FILE",
+                        help="append one JSON line per run (and a summary line) to FILE")
+    common.add_argument("--protocol", choices=sorted(DIALECTS), default="chatsvc",
+                        help="the server's wire protocol (only chatsvc for now)")
+    common.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    common.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="pass ARG on to the server the bench starts (repeatable),"
+                        " e.g. --server-arg=--history-replay=100")
+
+    parser = _Parser(
+        prog="chatsvc-bench",
+        description="Benchmark a chatsvc server over TCP on 127.0.0.1.")
+    sub = parser.add_subparsers(dest="workload", metavar="WORKLOAD", required=True)
+    whole = _whole
+
+    p = sub.add_parser("fanout", parents=[common], help="one room: R receivers, S senders",
+                       description="R receivers and S senders in one room; each sender says"
+                       " M messages keeping at most W unechoed.")
+    p.add_argument("-R", "--receivers", type=whole(0, MAX_CLIENTS - 100), default=10)
+    p.add_argument("-S", "--senders", type=whole(1, MAX_CLIENTS - 100), default=5)
+    p.add_argument("-M", "--messages", type=whole(1, 10_000_000), default=1000,
+                   help="messages per sender (default 1000)")
+    p.add_argument("-W", "--window", type=whole(1, 100_000), default=1,
+                   help="messages in flight per sender (1: wait for each echo)")
+    p.add_argument("-P", "--payload", type=whole(32, 2048), default=64,
+                   help="message size in bytes (default 64)")
+
+    p = sub.add_parser("join", parents=[common], help="joins into a room with H messages",
+                       description="Preload a room with H messages, then time J joins of"
+                       " fresh users (from `join` to the replay's last line).")
+    p.add_argument("-H", "--history", type=whole(0, 100_000_000), default=1000,
+                   help="messages stored in the room (default 1000)")
+    p.add_argument("-J", "--joins", type=whole(1, 10_000), default=50)
+    p.add_argument("-P", "--payload", type=whole(32, 2048), default=64)
+
+    p = sub.add_parser("store", parents=[common], help="durable messages/s, S senders",
+                       description="S senders, each in a room of its own, say M messages"
+                       " each at full speed with W in flight; an echo means stored.")
+    p.add_argument("-S", "--senders", type=whole(1, MAX_CLIENTS - 100), default=20)
+    p.add_argument("-M", "--messages", type=whole(1, 10_000_000), default=1000)
+    p.add_argument("-W", "--window", type=whole(1, 100_000), default=32)
+    p.add_argument("-P", "--payload", type=whole(32, 2048), default=64)
+
+    p = sub.add_parser("connections", parents=[common], help="server RSS per idle connection",
+                       description="Open N named idle connections and read the server's RSS"
+                       " before and after.")
+    p.add_argument("-N", "--connections", type=whole(1, MAX_CLIENTS - 100), default=1000)
+    return parser, sub.choices
+
+
+def parseArgs(argv):
+    parser, subs = makeParser()
+    args = parser.parse_args(argv)
+    sub = subs[args.workload]
+    if args.pid is not None and args.connect is None:
+        sub.error("--pid goes with --connect (the bench knows the PID of a server it starts)")
+    if args.server_arg and args.connect is not None:
+        sub.error("--server-arg is for a server the bench starts, not one given by --connect")
+    if args.workload == "fanout":
+        workload = Fanout(args.receivers, args.senders, args.messages, args.window, args.payload)
+    elif args.workload == "join":
+        workload = Join(args.history, args.joins, args.payload)
+    elif args.workload == "store":
+        workload = Store(args.senders, args.messages, args.window, args.payload)
+    else:
+        workload = Connections(args.connections)
+    files = workload.clientsNeeded() + 64
+    if files > resource.getrlimit(resource.RLIMIT_NOFILE)[1]:
+        sub.error(f"{workload.clientsNeeded():,} connections need more open files than"
+                  f" this shell allows ({resource.getrlimit(resource.RLIMIT_NOFILE)[1]:,})")
+    return args, workload
+
+
+class Bench:
+    """Runs one workload as the arguments say (the reactor is already running)."""
+
+    def __init__(self, reactor, args, workload, out=None, err=None):
+        self.reactor = reactor
+        self.args = args
+        self.workload = workload
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    def say(self, text):
+        if not self.args.quiet:
+            print(f"chatsvc-bench {self.workload.name}: {text}", file=self.err, flush=True)
+
+    async def runAll(self) -> list:
+        workdir = tempfile.mkdtemp(prefix="chatsvc-bench-")
+        try:
+            if self.args.connect is None:
+                self.workload.prepare(workdir, self.say)
+            results = []
+            for index in range(1, self.args.repeat + 1):
+                result = await self.runOnce(workdir, index)
+                results.append(result)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        report.table(results, self.out)
+        if self.args.json:
+            report.append_json(self.args.json, results)
+        return results
+
+    async def runOnce(self, workdir, index):
+        args, workload = self.args, self.workload
+        result = report.Result(workload.name, workload.params(), run=index, runs=args.repeat)
+        server = None
+        if args.connect:
+            host, port = args.connect
+            pid = args.pid or findPidByPort(port, host)
+            result.server = {"address": f"{host}:{port}", "pid": pid, "started": False}
+        else:
+            db = workload.db or os.path.join(workdir, f"chat{index}.sqlite3")
+            server = ServerProcess(self.reactor, db, min(MAX_CLIENTS, workload.clientsNeeded() + 10),
+                                   workdir, args.server_arg)
+            try:
+                port = await server.start(timeout=min(60.0, args.timeout))
+            except BenchError as e:
+                result.complete = False
+                result.errors.append(str(e))
+                await server.stop()
+                return result
+            host, pid = "127.0.0.1", server.pid
+            result.server = {"address": f"{host}:{port}", "pid": pid, "started": True,
+                             "startup_s": round(server.startup, 3),
+                             "args": serverCommand(db, server.max_clients, server.extra)[3:]}
+        try:
+            await self._measure(result, host, port, pid, index)
+        except BaseException:
+            if server is not None:
+                await server.stop()
+            raise
+        if server is not None:
+            if not server.running:
+                result.complete = False
+                result.errors.append(f"the server exited (status {server.exited}) during the"
+                                     f" run; its last output: {server.lastOutput()}")
+            await server.stop()
+            result.server["tracebacks"] = server.tracebacks
+            if server.tracebacks:
+                result.errors.append(f"the server logged {server.tracebacks} tracebacks;"
+                                     f" its last output: {server.lastOutput()}")
+            if result.metrics:
+                self.workload.afterServer(result.metrics, server)
+        return result
+
+    async def _measure(self, result, host, port, pid, index):
+        args, workload = self.args, self.workload
+        run = Run(self.reactor, host, port, DIALECTS[args.protocol](), args.timeout, pid)
+        progress = LoopingCall(lambda: self.say(
+            f"run {index}/{args.repeat}, {run.clock() / 1e6:.0f} s: {run.progress()}"))
+        if not args.quiet:
+            progress.start(2.0, now=False)
+        try:
+            result.metrics, result.complete = await workload.measure(run)
+        except BenchError as e:
+            result.complete = False
+            result.errors.append(str(e))
+        except ConnectError as e:  # no server there: one line, not a traceback
+            result.complete = False
+            result.errors.append(f"could not connect to {host}:{port}: {e}")
+        finally:
+            if progress.running:
+                progress.stop()
+            if pid:
+                result.server["rss_kib"] = rssKiB(pid)
+            await run.close()
+        result.errors[:0] = [e for e in run.errors if e not in result.errors]
+
+
+def _raiseFileLimit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server inherits it
+
+
+def main(argv=None):
+    """The console script ``chatsvc-bench``."""
+    from twisted.internet.task import react
+
+    args, workload = parseArgs(sys.argv[1:] if argv is None else argv)
+    _raiseFileLimit()
+
+    async def go(reactor):
+        results = await Bench(reactor, args, workload).runAll()
+        if not all(r.complete for r in results):
+            raise SystemExit(1)
+
+    react(lambda reactor: Deferred.fromCoroutine(go(reactor)))

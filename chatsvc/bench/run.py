@@ -1,0 +1,124 @@
+"""
+One run of a workload against one server: the clients it opened, its clock
+and samples, and its deadline. Everything a run waits for is bounded by the
+deadline: when it passes, every client connection is aborted, so every wait on
+a line fails at once, and L{Run.race} tells the measuring phase to stop.
+"""
+
+import os
+import secrets
+
+from twisted.internet import endpoints
+from twisted.internet.defer import (
+    Deferred,
+    DeferredSemaphore,
+    FirstError,
+    gatherResults,
+)
+from twisted.internet.protocol import Factory
+
+from chatsvc.bench.client import BenchClient, Clock, newSamples
+from chatsvc.bench.server import BenchError, cpuSeconds, hostBusySeconds
+
+CONNECT_CONCURRENCY = 40  # below the server's listen backlog (50)
+
+
+class Run:
+    def __init__(self, reactor, host, port, dialect, timeout, pid=None):
+        self.reactor = reactor
+        self.host = host
+        self.port = port
+        self.pid = pid
+        self.dialect = dialect
+        self.token = secrets.token_hex(2)  # names and rooms unique to this run
+        self.clients = []
+        self.errors = []
+        self.clock = Clock()
+        self.deliveries = newSamples()
+        self.echoes = newSamples()
+        self.progress = lambda: ""
+        self.expired = False
+        self.timedOut = Deferred()
+        self._deadline = reactor.callLater(timeout, self._expire, timeout)
+        self.timeout = timeout
+
+    def name(self, role, index):
+        return f"b{self.token}{role}{index}"
+
+    def room(self, suffix=""):
+        return f"bench-{self.token}{suffix}"
+
+    def _expire(self, timeout):
+        self.expired = True
+        self.errors.append(f"the run's timeout ({timeout:g} s) passed")
+        self.timedOut.callback(None)
+        for client in self.clients:
+            if client.transport is not None:
+                client.transport.abortConnection()
+
+    async def connect(self, name) -> BenchClient:
+        """A new connection that has chosen its screen name."""
+        if self.expired:
+            raise BenchError("the run's timeout passed")
+        endpoint = endpoints.TCP4ClientEndpoint(self.reactor, self.host, self.port, timeout=30)
+        client = await endpoint.connect(Factory.forProtocol(lambda: BenchClient(self.dialect, name)))
+        self.clients.append(client)
+        await client.expect(self.dialect.prompt, "the name prompt")
+        client.send(name)
+        await client.expect(self.dialect.welcomed(name), f"the welcome of {name}")
+        return client
+
+    async def sync(self, client, room=None):
+        """Make sure every line sent to C{client} before now has arrived."""
+        client.send(self.dialect.sync())
+        await client.expect(self.dialect.synced(room), "the answer to who")
+
+    async def gather(self, coroutines, limit=CONNECT_CONCURRENCY):
+        """Run coroutine functions, at most C{limit} at a time; their results in order."""
+        semaphore = DeferredSemaphore(limit)
+        ds = [semaphore.run(lambda f=f: Deferred.fromCoroutine(f())) for f in coroutines]
+        try:
+            return await gatherResults(ds, consumeErrors=True)
+        except FirstError as e:
+            e.subFailure.raiseException()
+
+    async def race(self, d) -> bool:
+        """Wait for C{d} or the deadline: True if C{d} fired first."""
+        if self.expired:
+            return False
+        winner = Deferred()
+
+        def fired(result):
+            if not winner.called:
+                winner.callback(True)
+            return result
+
+        d.addBoth(fired)
+        self.timedOut.addCallback(lambda _: winner.called or winner.callback(False))
+        return await winner
+
+    def cpu(self):
+        """
+        CPU seconds used so far: (server, of which in the kernel, bench, whole
+        machine); None where unknown.
+        """
+        times = os.times()
+        server = cpuSeconds(self.pid) if self.pid else None
+        return (None if server is None else sum(server), None if server is None else server[1],
+                times.user + times.system, hostBusySeconds())
+
+    async def close(self):
+        """Close every client, wait (bounded) until they are gone, stop the deadline."""
+        if self._deadline.active():
+            self._deadline.cancel()
+        for client in self.clients:
+            if client.transport is not None and client.transport.connected:
+                client.transport.loseConnection()
+        waiting = [c.lost for c in self.clients if not c.lost.called]
+        if waiting:
+            all_lost = gatherResults(waiting)
+            call = self.reactor.callLater(10, lambda: [
+                c.transport.abortConnection() for c in self.clients if not c.lost.called])
+            await all_lost
+            if call.active():
+                call.cancel()

@@ -1,0 +1,267 @@
+"""
+chatsvc-bench against a real server process on 127.0.0.1, with tiny
+parameters: each workload's counts come out exact, results are written as
+JSON lines, a run stops by itself at its timeout, and bad arguments exit 2
+with one line.
+"""
+
+import functools
+import io
+import json
+import os
+import sqlite3
+import sys
+
+from twisted.internet import reactor, utils
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory, Protocol
+from twisted.trial.unittest import TestCase
+
+from chatsvc.bench import cli, main
+from chatsvc.bench.report import Result, percentile, summarize
+from chatsvc.bench.server import (
+    PROJECT_ROOT,
+    ServerProcess,
+    countMessages,
+    findPidByPort,
+    preloadHistory,
+)
+
+
+def coroutine(f):
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        return Deferred.fromCoroutine(f(*args, **kwargs))
+    return wrapper
+
+
+class BenchTestCase(TestCase):
+    timeout = 60
+
+    def setUp(self):
+        self.json = os.path.abspath(self.mktemp())
+        self.out = io.StringIO()
+
+    async def bench(self, *argv):
+        """Run chatsvc-bench with C{argv} in this process; its results."""
+        args, workload = cli.parseArgs([*argv, "--quiet", "--json", self.json])
+        return await cli.Bench(reactor, args, workload, out=self.out).runAll()
+
+    def records(self):
+        with open(self.json) as f:
+            return [json.loads(line) for line in f]
+
+    def assertComplete(self, result):
+        self.assertEqual((result.complete, result.errors), (True, []))
+
+
+class WorkloadTests(BenchTestCase):
+    @coroutine
+    async def test_fanout(self):
+        """Every receiver and every sender gets every message once: (R+S)*S*M lines."""
+        [result] = await self.bench("fanout", "-R", "3", "-S", "2", "-M", "5")
+        self.assertComplete(result)
+        m = result.metrics
+        self.assertEqual((m["messages"], m["lines"], m["lines_expected"]), (10, 50, 50))
+        self.assertGreater(m["lines_per_s"], 0)
+        for key in ("echo_p50_ms", "echo_p99_ms", "echo_max_ms", "delivery_p99_ms"):
+            self.assertGreater(m[key], 0)
+        self.assertLessEqual(m["echo_p50_ms"], m["echo_max_ms"])
+        self.assertEqual(result.server["tracebacks"], 0)
+        [record] = self.records()
+        self.assertEqual((record["bench"], record["metrics"]["lines"], record["complete"]),
+                         ("fanout", 50, True))
+        self.assertEqual(record["params"], {"receivers": 3, "senders": 2, "messages": 5,
+                                            "window": 1, "payload": 64})
+        self.assertIn("delivered lines/s", self.out.getvalue())
+
+    @coroutine
+    async def test_fanoutWindowAndRepeat(self):
+        """A window above 1 pipelines; with --repeat each run is complete and summarized."""
+        results = await self.bench("fanout", "-R", "1", "-S", "2", "-M", "7", "-W", "3",
+                                   "-P", "200", "--repeat", "2")
+        self.assertEqual([r.metrics["lines"] for r in results], [42, 42])
+        for result in results:
+            self.assertComplete(result)
+        records = self.records()
+        self.assertEqual([r.get("run") for r in records], [1, 2, None])
+        self.assertEqual(records[2]["summary"]["lines"], {"median": 42, "min": 42, "max": 42})
+        self.assertIn("median", self.out.getvalue())
+
+    @coroutine
+    async def test_joinOlderThanReplay(self):
+        """60 stored messages: the join header, the 'older' line and 50 replayed lines."""
+        [result] = await self.bench("join", "-H", "60", "-J", "3")
+        self.assertComplete(result)
+        m = result.metrics
+        self.assertEqual((m["joins"], m["lines_per_join"], m["replay_lines"], m["older_reported"]),
+                         (3, 52, 50, 10))
+        self.assertGreater(m["bytes_p50"], 50 * 64)
+        self.assertGreater(m["join_p50_ms"], 0)
+
+    @coroutine
+    async def test_joinShortHistory(self):
+        [result] = await self.bench("join", "-H", "5", "-J", "2")
+        self.assertComplete(result)
+        m = result.metrics
+        self.assertEqual((m["lines_per_join"], m["replay_lines"], m["older_reported"]), (6, 5, 0))
+
+    @coroutine
+    async def test_joinOneOlder(self):
+        [result] = await self.bench("join", "-H", "51", "-J", "1")
+        self.assertComplete(result)
+        m = result.metrics
+        self.assertEqual((m["lines_per_join"], m["replay_lines"], m["older_reported"]), (52, 50, 1))
+
+    @coroutine
+    async def test_serverArg(self):
+        """--server-arg reaches the server the bench starts."""
+        [result] = await self.bench("join", "-H", "30", "-J", "1",
+                                    "--server-arg=--history-replay=10")
+        self.assertComplete(result)
+        m = result.metrics
+        self.assertEqual((m["lines_per_join"], m["replay_lines"], m["older_reported"]), (12, 10, 20))
+        self.assertIn("--history-replay=10", result.server["args"])
+
+    @coroutine
+    async def test_noServerThere(self):
+        port = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        number = port.getHost().port
+        await port.stopListening()
+        [result] = await self.bench("store", "--connect", f"127.0.0.1:{number}")
+        self.assertFalse(result.complete)
+        self.assertEqual(len(result.errors), 1)
+        self.assertTrue(result.errors[0].startswith(f"could not connect to 127.0.0.1:{number}"))
+
+    @coroutine
+    async def test_store(self):
+        """Every echo is a stored message: the database holds exactly S*M of them."""
+        [result] = await self.bench("store", "-S", "2", "-M", "5", "-W", "2")
+        self.assertComplete(result)
+        self.assertEqual((result.metrics["messages"], result.metrics["rows_stored"]), (10, 10))
+        self.assertGreater(result.metrics["msgs_per_s"], 0)
+
+    @coroutine
+    async def test_connections(self):
+        [result] = await self.bench("connections", "-N", "5")
+        self.assertComplete(result)
+        m = result.metrics
+        self.assertEqual(m["connections"], 5)
+        self.assertGreater(m["rss_before_kib"], 0)
+        self.assertEqual(m["rss_per_conn_bytes"],
+                         round((m["rss_after_kib"] - m["rss_before_kib"]) * 1024 / 5))
+
+    @coroutine
+    async def test_timeout(self):
+        """A run that can't finish stops at --timeout and says it is incomplete."""
+        [result] = await self.bench("fanout", "-R", "0", "-S", "1", "-M", "10000000",
+                                    "-W", "50", "--timeout", "1")
+        self.assertFalse(result.complete)
+        self.assertIn("timeout (1 s) passed", result.errors[0])
+        self.assertLess(result.metrics["messages"], 10_000_000)
+        self.assertFalse(self.records()[0]["complete"])
+
+
+class ConnectTests(BenchTestCase):
+    """--connect drives a server the bench did not start."""
+
+    @coroutine
+    async def setUp(self):
+        super().setUp()
+        self.workdir = os.path.abspath(self.mktemp())
+        os.makedirs(self.workdir)
+        self.server = ServerProcess(reactor, os.path.join(self.workdir, "chat.sqlite3"),
+                                    20, self.workdir)
+        self.port = await self.server.start()
+
+    def tearDown(self):
+        return self.server.stop()
+
+    @coroutine
+    async def test_fanoutFindsThePid(self):
+        [result] = await self.bench("fanout", "-R", "2", "-S", "1", "-M", "4",
+                                    "--connect", f"localhost:{self.port}")
+        self.assertComplete(result)
+        self.assertEqual(result.metrics["lines"], 12)
+        self.assertEqual(result.server, {"address": f"127.0.0.1:{self.port}", "started": False,
+                                         "pid": self.server.pid, "rss_kib": result.server["rss_kib"]})
+        self.assertTrue(self.server.running)
+
+    @coroutine
+    async def test_joinFeedsHistoryThroughTheProtocol(self):
+        [result] = await self.bench("join", "-H", "3", "-J", "2",
+                                    "--connect", f"127.0.0.1:{self.port}")
+        self.assertComplete(result)
+        self.assertEqual((result.metrics["lines_per_join"], result.metrics["replay_lines"]), (4, 3))
+
+
+class CommandLineTests(TestCase):
+    timeout = 60
+
+    def badArguments(self, *argv):
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        with self.assertRaises(SystemExit) as caught:
+            main(list(argv))
+        self.assertEqual(caught.exception.code, 2)
+        lines = err.getvalue().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].startswith("chatsvc-bench"), lines[0])
+        return lines[0]
+
+    def test_badArguments(self):
+        self.assertIn("from 1 to", self.badArguments("fanout", "-S", "0"))
+        self.assertIn("'many'", self.badArguments("store", "-M", "many"))
+        self.assertIn("only drives a server on 127.0.0.1",
+                      self.badArguments("fanout", "--connect", "10.1.2.3:3000"))
+        self.assertIn("--pid goes with --connect", self.badArguments("join", "--pid", "42"))
+        self.assertIn("invalid choice", self.badArguments("nosuch"))
+        self.assertIn("required", self.badArguments())
+        self.assertIn("takes seconds", self.badArguments("connections", "--timeout", "0"))
+
+    @coroutine
+    async def test_consoleScript(self):
+        """python -m chatsvc.bench: a table on stdout, a JSON line, exit 0; exit 2 on misuse."""
+        path = os.path.abspath(self.mktemp())
+        here = os.path.dirname(path)
+        env = dict(os.environ, PYTHONPATH=PROJECT_ROOT)
+        out, err, code = await utils.getProcessOutputAndValue(
+            sys.executable, ["-m", "chatsvc.bench", "store", "-S", "1", "-M", "3",
+                             "--json", path], env=env, path=here)
+        self.assertEqual(code, 0, err)
+        self.assertIn(b"messages/s", out)
+        with open(path) as f:
+            self.assertEqual(json.loads(f.read())["metrics"]["rows_stored"], 3)
+        out, err, code = await utils.getProcessOutputAndValue(
+            sys.executable, ["-m", "chatsvc.bench", "fanout", "-W", "-1"], env=env, path=here)
+        self.assertEqual((code, out, len(err.splitlines())), (2, b"", 1))
+
+
+class PartsTests(TestCase):
+    def test_percentile(self):
+        values = list(range(1, 101))
+        self.assertEqual([percentile(values, p) for p in (50, 99, 100)], [50, 99, 100])
+        self.assertEqual(percentile([7], 99), 7)
+        self.assertIsNone(percentile([], 50))
+
+    def test_summarize(self):
+        runs = [Result("x", {}, {"a": v, "b": "text"}) for v in (3, 1, 2)]
+        self.assertEqual(summarize(runs), {"a": {"median": 2, "min": 1, "max": 3}})
+
+    def test_preloadHistory(self):
+        path = os.path.abspath(self.mktemp())
+        preloadHistory(path, "Big.Room", 1234, payload=40, batch=500)
+        self.assertEqual(countMessages(path), 1234)
+        connection = sqlite3.connect(path)
+        self.addCleanup(connection.close)
+        self.assertEqual(connection.execute("SELECT id, name, key FROM rooms").fetchall(),
+                         [(1, "Big.Room", "big.room")])
+        seqs, lengths, uids = connection.execute(
+            "SELECT COUNT(DISTINCT seq), MAX(LENGTH(text)), COUNT(DISTINCT uid) FROM messages"
+        ).fetchone()
+        self.assertEqual((seqs, lengths, uids), (1234, 40, 1234))
+
+    def test_findPidByPort(self):
+        port = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.assertEqual(findPidByPort(port.getHost().port), os.getpid())
