@@ -60,18 +60,23 @@ class OutputGuard:
         self._drained = []
         # TLS wraps the socket in a protocol, so its transport is not a
         # tcp.Connection: it always takes the usual path.
-        self._direct = isinstance(transport, tcp.Connection)
+        self._socket = (transport.getHandle()
+                        if isinstance(transport, tcp.Connection) else None)
         transport.registerProducer(self, True)
         self._registered = True
 
     def write(self, data: bytes):
         transport = self.transport
-        if (self._direct and not transport.dataBuffer and not transport._tempDataLen
-                and transport.connected and not transport.disconnecting):
+        if (self._socket is not None and not transport.dataBuffer
+                and not transport._tempDataLen and transport.connected
+                and not transport.disconnecting):
             # Nothing is queued in Twisted's buffer (FileDescriptor.dataBuffer
             # and _tempDataBuffer), so this write cannot overtake another.
-            sent = transport.writeSomeData(data)
-            if isinstance(sent, Exception):  # the connection is gone: Twisted will notice
+            try:
+                sent = self._socket.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:  # the connection is gone: Twisted notices on reading
                 return
             if sent == len(data):
                 return

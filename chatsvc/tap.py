@@ -1,9 +1,10 @@
 """The server's command line (``twistd chatroom``): options and the service tree."""
 
+import gc
 import os
 
 from twisted.application import strports
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
@@ -13,7 +14,7 @@ from zope.interface import implementer
 from chatsvc.lobby import Lobby
 from chatsvc.protocol import ChatFactory
 from chatsvc.settings import Settings
-from chatsvc.store import SQLiteStore
+from chatsvc.store import SYNCHRONOUS, SQLiteStore
 
 DEFAULT_LISTEN = "tcp:3000"
 
@@ -39,6 +40,10 @@ class Options(usage.Options):
     optParameters = [
         ["db", None, "chatroom.sqlite3",
          "SQLite file holding rooms and history; created if missing."],
+        ["durability", None, "full",
+         "full: each commit is flushed to disk (fsync), so an acknowledged message"
+         " survives a power loss; crash: it survives the server being killed but"
+         " not the machine losing power, and commits are much cheaper."],
         ["max-clients", None, Settings.max_clients,
          "Most connections at once (1-100000); one more is told the server is full."],
         ["max-line", None, Settings.max_line,
@@ -78,6 +83,9 @@ class Options(usage.Options):
                 endpoints.serverFromString(reactor, description)  # parses; does not listen
             except Exception as e:
                 raise usage.UsageError(f"--listen {description!r} is not usable: {e}")
+        if self["durability"] not in SYNCHRONOUS:
+            raise usage.UsageError(
+                f"--durability takes full or crash, not {self['durability']!r}.")
         folder = os.path.dirname(os.path.abspath(self["db"]))
         if not os.path.isdir(folder):
             raise usage.UsageError(f"--db {self['db']!r}: there is no folder {folder}.")
@@ -117,11 +125,26 @@ class _Announced:
         return port
 
 
+class _FreezeStartup(Service):
+    """
+    Once the Lobby has loaded, everything that exists (code, rooms, their
+    recent messages) lives as long as the server: keep it out of every later
+    garbage collection, whose full passes would otherwise stall every user
+    for tens of milliseconds.
+    """
+
+    def startService(self):
+        super().startService()
+        gc.freeze()
+
+
 def makeService(options) -> MultiService:
     """The Lobby (started first, so rooms are loaded) and one listener per address."""
     top = MultiService()
-    lobby = Lobby(SQLiteStore(options["db"]), options.settings)
+    lobby = Lobby(SQLiteStore(options["db"], durability=options["durability"]),
+                  options.settings)
     lobby.setServiceParent(top)
+    _FreezeStartup().setServiceParent(top)
     factory = ChatFactory(lobby)
     for description in options["listen"]:
         listener = strports.service(description, factory)

@@ -110,7 +110,7 @@ class InProcessServer:
         options = Options()
         options.parseOptions(list(argv))
         self.service = makeService(options)
-        self.lobby, *self.listeners = self.service
+        self.lobby, _, *self.listeners = self.service
         self.factory = self.listeners[0].factory
         self.factory.protocol = _Tracked
         self.factory.open, self.factory.allClosed = set(), None

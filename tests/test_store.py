@@ -1,11 +1,12 @@
 """The SQLite history store, on real files and real threads."""
 
 import os
+import sqlite3
 
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from chatsvc.store import Message, RoomRecord, SQLiteStore
+from chatsvc.store import Message, RoomRecord, SQLiteStore, _prepare
 
 
 class SQLiteStoreTests(TestCase):
@@ -32,6 +33,16 @@ class SQLiteStoreTests(TestCase):
         again, rooms = self.openStore(recent=3)
         self.assertEqual(rooms, [RoomRecord(1, "Kitchen", 1.5, 5,
                                             tuple(self.message(n) for n in (3, 4, 5)))])
+
+    def test_durability(self):
+        """full fsyncs every commit (synchronous=FULL); crash leaves that to the OS."""
+        for durability, expected in [("full", 2), ("crash", 1)]:
+            connection = sqlite3.connect(self.path)
+            _prepare(connection, durability)
+            (synchronous,) = connection.execute("PRAGMA synchronous").fetchone()
+            (journal,) = connection.execute("PRAGMA journal_mode").fetchone()
+            connection.close()
+            self.assertEqual((synchronous, journal), (expected, "wal"))
 
     @defer.inlineCallbacks
     def test_burstIsBatched(self):

@@ -24,6 +24,7 @@ class OptionsTests(TestCase):
         options = self.parse()
         self.assertEqual(options["listen"], ["tcp:3000"])
         self.assertEqual(options["db"], "chatroom.sqlite3")
+        self.assertEqual(options["durability"], "full")
         self.assertEqual(options.settings, Settings())
         self.assertEqual((options.settings.max_clients, options.settings.max_line,
                           options.settings.history_replay), (10, 2048, 50))
@@ -57,6 +58,7 @@ class OptionsTests(TestCase):
             (["--listen", "tcp:notaport"], "--listen"),
             (["--listen", "carrier-pigeon:3000"], "--listen"),
             (["--db", "/no/such/folder/chat.sqlite3"], "--db"),
+            (["--durability", "sometimes"], "--durability"),
             (["--flood-rate", "-1"], "--flood-rate"),
             (["--flood-rate", "fast"], "--flood-rate"),
             (["--flood-burst", "0"], "--flood-burst"),
@@ -69,7 +71,7 @@ class OptionsTests(TestCase):
 
     def test_helpDocumentsEveryOption(self):
         text = str(Options())
-        for option in ["--listen", "--db", "--max-clients", "--max-line", "--history-replay",
+        for option in ["--listen", "--db", "--durability", "--max-clients", "--max-line", "--history-replay",
                        "--flood-rate", "--flood-burst", "--max-output-buffer",
                        "--login-timeout", "--idle-timeout"]:
             self.assertIn(option, text)
@@ -78,9 +80,10 @@ class OptionsTests(TestCase):
         options = self.parse("--listen", "tcp:0:interface=127.0.0.1",
                              "--listen", r"tcp6:0:interface=\:\:1",
                              "--db", os.path.abspath(self.mktemp()))
-        lobby, *listeners = makeService(options)
+        lobby, _, *listeners = makeService(options)
         self.assertIsInstance(lobby, Lobby)
         self.assertEqual(len(listeners), 2)
+        self.assertEqual(lobby.store.durability, "full")
         for listener in listeners:
             self.assertIsInstance(listener, StreamServerEndpointService)
             self.assertIs(listener.factory.lobby, lobby)
