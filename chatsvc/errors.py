@@ -80,10 +80,8 @@ class BadHistoryCount(ChatError):
 
 
 class NotStored(ChatError):
-    def __init__(self, what: str = "Your message"):
-        super().__init__(
-            f"{what} could not be saved, so it was not sent. Please try again."
-        )
+    def __init__(self, what: str = "Your message", so: str = "it was not sent"):
+        super().__init__(f"{what} could not be saved, so {so}. Please try again.")
 
 
 class UnknownCommand(ChatError):

@@ -184,7 +184,7 @@ class Lobby(service.Service):
         def failed(failure):
             self._creating.discard(key)
             self.log.failure("Could not store room {room}", failure, room=name)
-            raise errors.NotStored(f"The room {name}")
+            raise errors.NotStored(f"The room {name}", "it was not created")
 
         return self.store.addRoom(record).addCallbacks(stored, failed)
 

@@ -122,6 +122,16 @@ class RoomTests(TestCase):
         self.bob.send("who")
         self.assertEqual(self.bob.read(), ["* In hall (1): bob."])
 
+    def test_createRefusedByStore(self):
+        self.lobby.store.failing = True
+        self.alice.send("create kitchen")
+        self.assertEqual(self.alice.read(), [
+            "! The room kitchen could not be saved, so it was not created. Please try again."])
+        self.lobby.store.failing = False
+        self.alice.send("create kitchen")
+        self.assertEqual(self.alice.read(), ["* You joined kitchen. Here: no one else."])
+        self.flushLoggedErrors(OSError)
+
     def test_createInvalidName(self):
         for bad in ["/create a/b", "/create " + "r" * 33, "/create k\u00fcche"]:
             self.alice.send(bad)
