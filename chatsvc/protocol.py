@@ -4,6 +4,9 @@ lines into calls on the Lobby and the Lobby's events into marked lines
 (see protocol.md: ``<name>`` said, ``*`` notice, ``!`` error, ``->``/``<-`` private).
 """
 
+import socket
+
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.protocol import ServerFactory
@@ -18,9 +21,19 @@ from chatsvc.events import IChatClient, Said
 from chatsvc.flow import OutputGuard, TokenBucket
 from chatsvc.text import clean
 
+KERNEL_SEND_BUFFER = 64 * 1024  # Linux doubles it for its own bookkeeping
 PAGE_CHUNK = 16 * 1024  # replay and history go out in pieces this big, as the client reads
 LEGACY_QUIT = b"#quit"  # what the original chatClient.py waits for to leave
 LEAVING = {"create", "join", "leave", "quit"}  # commands that take you out of your room
+
+
+def _socketOf(transport):
+    """The socket under a TCP or UNIX transport, TLS or not; None for others."""
+    while not isinstance(transport, tcp.Connection):
+        transport = getattr(transport, "transport", None)  # TLS wraps the TCP transport
+        if transport is None:
+            return None
+    return transport.getHandle()
 
 
 def _chunks(lines):
@@ -64,6 +77,12 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.MAX_LENGTH = self.maxLine + 1  # room for the \r of a \r\n ending
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)  # chat lines are small: no Nagle delay
+        handle = _socketOf(self.transport)
+        if handle is not None:
+            # A fixed kernel send buffer: left to autotuning it grows to
+            # megabytes, which a client that never reads would hold on top of
+            # --max-output-buffer.
+            handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
         try:
             self.user = lobby.connect(self)
         except errors.ServerFull as refusal:

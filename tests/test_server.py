@@ -1,6 +1,7 @@
 """End to end: the service `twistd chatroom` builds, on a loopback port, over TCP."""
 
 import os
+import socket
 
 from twisted.internet import defer, endpoints, protocol, reactor
 from twisted.trial.unittest import TestCase
@@ -123,6 +124,14 @@ class ServerTests(TestCase):
         lines = yield bob.waitFor("<alice> 5999 ")
         said = [line[8:12] for line in lines if line.startswith("<alice> ")]
         self.assertEqual(said, [f"{n:04}" for n in range(6000)])
+
+    @defer.inlineCallbacks
+    def test_kernelSendBufferBounded(self):
+        """What a non-reader can hold in the kernel is fixed, not autotuned to megabytes."""
+        yield self.connect("alice")
+        (server,) = self.server.factory.open
+        size = server.transport.getHandle().getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        self.assertLessEqual(size, 2 * 64 * 1024)
 
     @defer.inlineCallbacks
     def test_serverFull(self):

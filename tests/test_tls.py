@@ -3,6 +3,7 @@
 import datetime
 import ipaddress
 import os
+import socket
 
 from twisted.internet import defer, endpoints, reactor
 from twisted.trial.unittest import SkipTest, TestCase
@@ -91,3 +92,11 @@ class TLSTests(TestCase):
         alice.send("quit")
         yield alice.waitFor("* Goodbye, alice.")
         yield alice.closed
+
+    @defer.inlineCallbacks
+    def test_kernelSendBufferBoundedUnderTLS(self):
+        yield self.connectTLS("alice")
+        (server,) = self.server.factory.open
+        tcp = server.transport.transport  # under the TLS layer
+        size = tcp.getHandle().getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        self.assertLessEqual(size, 2 * 64 * 1024)
