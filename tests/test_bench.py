@@ -183,7 +183,8 @@ class ConnectTests(BenchTestCase):
                                     "--connect", f"localhost:{self.port}")
         self.assertComplete(result)
         self.assertEqual(result.metrics["lines"], 12)
-        self.assertEqual(result.server, {"address": f"127.0.0.1:{self.port}", "started": False,
+        self.assertEqual(result.server, {"kind": "chatsvc", "address": f"127.0.0.1:{self.port}",
+                                         "started": False,
                                          "pid": self.server.pid, "rss_kib": result.server["rss_kib"]})
         self.assertTrue(self.server.running)
 

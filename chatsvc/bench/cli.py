@@ -15,16 +15,11 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError
 from twisted.internet.task import LoopingCall
 
-from chatsvc.bench import report
+from chatsvc.bench import irc, plot, report  # irc registers the IRC dialect
+from chatsvc.bench.abuse import Abuse, AbuseBench, addParser as addAbuseParser
 from chatsvc.bench.client import DIALECTS
 from chatsvc.bench.run import Run
-from chatsvc.bench.server import (
-    BenchError,
-    ServerProcess,
-    findPidByPort,
-    rssKiB,
-    serverCommand,
-)
+from chatsvc.bench.server import BenchError, findPidByPort, rssKiB
 from chatsvc.bench.workloads import Connections, Fanout, Join, Store
 
 MAX_CLIENTS = 100_000  # the server's own limit for --max-clients
@@ -81,11 +76,16 @@ def makeParser():
     common.add_argument("--json", metavar="FILE",
                         help="append one JSON line per run (and a summary line) to FILE")
     common.add_argument("--protocol", choices=sorted(DIALECTS), default="chatsvc",
-                        help="the server's wire protocol (only chatsvc for now)")
+                        help="the wire protocol of the server given with --connect"
+                        " (chatsvc, or irc for an IRC server such as ngircd)")
     common.add_argument("--quiet", action="store_true", help="no progress on stderr")
     common.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                         help="pass ARG on to the server the bench starts (repeatable),"
                         " e.g. --server-arg=--history-replay=100")
+    irc.addOptions(common)
+    common.add_argument("--sinks", type=_whole(0, 16), default=0, metavar="N",
+                        help="fanout: N helper processes read a share of the receivers each,"
+                        " so that the bench's one core is not the limit (default 0)")
 
     parser = _Parser(
         prog="chatsvc-bench",
@@ -125,12 +125,16 @@ def makeParser():
                        description="Open N named idle connections and read the server's RSS"
                        " before and after.")
     p.add_argument("-N", "--connections", type=whole(1, MAX_CLIENTS - 100), default=1000)
+    addAbuseParser(sub, common, whole)
+    plot.addParser(sub)
     return parser, sub.choices
 
 
 def parseArgs(argv):
     parser, subs = makeParser()
     args = parser.parse_args(argv)
+    if args.workload == "plot":
+        return args, None
     sub = subs[args.workload]
     if args.pid is not None and args.connect is None:
         sub.error("--pid goes with --connect (the bench knows the PID of a server it starts)")
@@ -142,8 +146,11 @@ def parseArgs(argv):
         workload = Join(args.history, args.joins, args.payload)
     elif args.workload == "store":
         workload = Store(args.senders, args.messages, args.window, args.payload)
+    elif args.workload == "abuse":
+        workload = Abuse.fromArgs(args, sub)
     else:
         workload = Connections(args.connections)
+    irc.checkArgs(args, sub, workload)
     files = workload.clientsNeeded() + 64
     if files > resource.getrlimit(resource.RLIMIT_NOFILE)[1]:
         sub.error(f"{workload.clientsNeeded():,} connections need more open files than"
@@ -160,6 +167,7 @@ class Bench:
         self.workload = workload
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.targets = irc.targets(args, workload)  # the servers to measure, in turn
 
     def say(self, text):
         if not self.args.quiet:
@@ -168,31 +176,41 @@ class Bench:
     async def runAll(self) -> list:
         workdir = tempfile.mkdtemp(prefix="chatsvc-bench-")
         try:
-            if self.args.connect is None:
+            if self.args.connect is None and any(t.name == "chatsvc" for t in self.targets):
                 self.workload.prepare(workdir, self.say)
-            results = []
+            results, byTarget = [], {id(t): [] for t in self.targets}
             for index in range(1, self.args.repeat + 1):
-                result = await self.runOnce(workdir, index)
-                results.append(result)
+                for target in self.targets:  # interleaved: A B A B ...
+                    result = await self.runOnce(workdir, index, target)
+                    results.append(result)
+                    byTarget[id(target)].append(result)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        report.table(results, self.out)
-        if self.args.json:
-            report.append_json(self.args.json, results)
+        for target in self.targets:
+            mine = byTarget[id(target)]
+            report.table(mine, self.out)
+            if self.args.json:
+                report.append_json(self.args.json, mine)
         return results
 
-    async def runOnce(self, workdir, index):
-        args, workload = self.args, self.workload
+    async def runOnce(self, workdir, index, target=None):
+        args = self.args
+        target = target or self.targets[0]
+        workload = target.workload
         result = report.Result(workload.name, workload.params(), run=index, runs=args.repeat)
+        if args.sinks and workload.name == "fanout":
+            result.params["sinks"] = args.sinks
         server = None
         if args.connect:
             host, port = args.connect
             pid = args.pid or findPidByPort(port, host)
-            result.server = {"address": f"{host}:{port}", "pid": pid, "started": False}
+            result.server = {"kind": target.name, "address": f"{host}:{port}", "pid": pid,
+                             "started": False}
         else:
             db = workload.db or os.path.join(workdir, f"chat{index}.sqlite3")
-            server = ServerProcess(self.reactor, db, min(MAX_CLIENTS, workload.clientsNeeded() + 10),
-                                   workdir, args.server_arg)
+            server = target.newServer(self.reactor, db,
+                                      min(MAX_CLIENTS, workload.clientsNeeded() + 10),
+                                      workdir, args.server_arg)
             try:
                 port = await server.start(timeout=min(60.0, args.timeout))
             except BenchError as e:
@@ -201,11 +219,11 @@ class Bench:
                 await server.stop()
                 return result
             host, pid = "127.0.0.1", server.pid
-            result.server = {"address": f"{host}:{port}", "pid": pid, "started": True,
-                             "startup_s": round(server.startup, 3),
-                             "args": serverCommand(db, server.max_clients, server.extra)[3:]}
+            result.server = {"kind": target.name, "address": f"{host}:{port}", "pid": pid,
+                             "started": True, "startup_s": round(server.startup, 3),
+                             **target.describe(server)}
         try:
-            await self._measure(result, host, port, pid, index)
+            await self._measure(result, host, port, pid, index, target)
         except BaseException:
             if server is not None:
                 await server.stop()
@@ -221,14 +239,16 @@ class Bench:
                 result.errors.append(f"the server logged {server.tracebacks} tracebacks;"
                                      f" its last output: {server.lastOutput()}")
             if result.metrics:
-                self.workload.afterServer(result.metrics, server)
+                workload.afterServer(result.metrics, server)
         return result
 
-    async def _measure(self, result, host, port, pid, index):
-        args, workload = self.args, self.workload
-        run = Run(self.reactor, host, port, DIALECTS[args.protocol](), args.timeout, pid)
+    async def _measure(self, result, host, port, pid, index, target):
+        args, workload = self.args, target.workload
+        run = Run(self.reactor, host, port, target.dialect(), args.timeout, pid)
+        run.sinks = args.sinks
+        which = f"{target.name} " if len(self.targets) > 1 else ""
         progress = LoopingCall(lambda: self.say(
-            f"run {index}/{args.repeat}, {run.clock() / 1e6:.0f} s: {run.progress()}"))
+            f"{which}run {index}/{args.repeat}, {run.clock() / 1e6:.0f} s: {run.progress()}"))
         if not args.quiet:
             progress.start(2.0, now=False)
         try:
@@ -259,10 +279,13 @@ def main(argv=None):
     from twisted.internet.task import react
 
     args, workload = parseArgs(sys.argv[1:] if argv is None else argv)
+    if workload is None:  # chatsvc-bench plot
+        raise SystemExit(plot.run(args))
     _raiseFileLimit()
 
     async def go(reactor):
-        results = await Bench(reactor, args, workload).runAll()
+        runner = AbuseBench if workload.name == "abuse" else Bench  # two servers a repeat
+        results = await runner(reactor, args, workload).runAll()
         if not all(r.complete for r in results):
             raise SystemExit(1)
 

@@ -11,8 +11,8 @@ received anywhere gives a delivery latency; a sender's own copy (the echo, which
 the server sends once the message is stored) also gives an echo latency and
 releases the next message of its window.
 
-The wire dialect lives in one object (L{Native}); an IRC dialect (``--protocol
-irc``, for servers like ngircd) would be a second one with the same methods.
+The wire dialect lives in one object (L{Native}); the IRC dialect (``--protocol
+irc``, for servers like ngircd) is L{chatsvc.bench.irc.IRC}, with the same methods.
 """
 
 import collections
@@ -32,6 +32,15 @@ class Native:
     name = "chatsvc"
     # A chat line as the server renders it: "<name> text".
     marker = re.compile(rb"^<[^>\n]*> @(\d+)\.(\d+)\.(\d+)", re.MULTILINE)
+
+    def newClient(self, name):
+        return BenchClient(self, name)
+
+    async def login(self, client, name):
+        """On a new connection: choose the screen name C{name}."""
+        await client.expect(self.prompt, "the name prompt")
+        client.send(name)
+        await client.expect(self.welcomed(name), f"the welcome of {name}")
 
     def prompt(self, line):
         return "Enter your screen name:" in line

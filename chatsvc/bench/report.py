@@ -34,10 +34,15 @@ LABELS = {
     "lines_per_join": "lines per join (median)",
     "rss_per_conn_bytes": "server RSS per connection (bytes)",
     "server_start_s": "server start-up (spawn to listening) s",
+    "pings_answered": "server PINGs answered (IRC)",
+    "server_us_per_line": "server CPU µs per delivered line",
 }
 
+# Labels that differ for another wire protocol (params["protocol"]), e.g. irc.
+PROTOCOL_LABELS = {}
 
 BUSY = 20  # other processes' CPU % above which a run's numbers are called disturbed
+SATURATED = 90  # the bench's CPU % of its one core above which it may be the limit
 
 
 @dataclass
@@ -131,7 +136,7 @@ def table(results, out=None):
     out = out or sys.stdout
     first = results[0]
     params = " ".join(f"{k}={v}" for k, v in first.params.items())
-    where = first.server.get("address", "?")
+    where = " ".join(filter(None, (first.server.get("kind"), first.server.get("address", "?"))))
     owner = "started by the bench" if first.server.get("started") else "already running"
     print(f"chatsvc-bench {first.bench}  {params}  (server {where}, {owner})", file=out)
     headers = ["metric"] + [f"run {r.run}" for r in results]
@@ -139,8 +144,9 @@ def table(results, out=None):
         headers += ["median", "min-max"]
     summary = summarize(results) if len(results) > 1 else {}
     rows = []
+    labels = {**LABELS, **PROTOCOL_LABELS.get(first.params.get("protocol"), {})}
     for key in first.metrics:
-        row = [LABELS.get(key, key)] + [_fmt(r.metrics.get(key)) for r in results]
+        row = [labels.get(key, key)] + [_fmt(r.metrics.get(key)) for r in results]
         if len(results) > 1:
             s = summary.get(key)
             row += [_fmt(s["median"]), f"{_fmt(s['min'])}-{_fmt(s['max'])}"] if s else ["-", "-"]
@@ -158,6 +164,10 @@ def table(results, out=None):
         if other is not None and other > BUSY:
             print(f"run {r.run}: other processes used {other:.0f}% of a core meanwhile:"
                   " its numbers are disturbed", file=out)
+        bench = r.metrics.get("bench_cpu_pct")
+        if bench is not None and bench > SATURATED and "lines_per_s" in r.metrics:
+            print(f"run {r.run}: the bench itself used {bench:.0f}% of a core: the load"
+                  " generator, not only the server, may be what limits it", file=out)
     out.flush()
 
 
@@ -169,6 +179,6 @@ def append_json(path, results):
             first = results[0]
             f.write(json.dumps({
                 "bench": first.bench, "summary": summarize(results), "runs": len(results),
-                "params": first.params,
+                "params": first.params, "server": first.server.get("kind"),
                 "complete": all(r.complete for r in results),
             }) + "\n")

@@ -41,6 +41,7 @@ class Run:
         self.timedOut = Deferred()
         self._deadline = reactor.callLater(timeout, self._expire, timeout)
         self.timeout = timeout
+        self.sinks = 0  # --sinks: processes that take over some fanout receivers
 
     def name(self, role, index):
         return f"b{self.token}{role}{index}"
@@ -61,11 +62,9 @@ class Run:
         if self.expired:
             raise BenchError("the run's timeout passed")
         endpoint = endpoints.TCP4ClientEndpoint(self.reactor, self.host, self.port, timeout=30)
-        client = await endpoint.connect(Factory.forProtocol(lambda: BenchClient(self.dialect, name)))
+        client = await endpoint.connect(Factory.forProtocol(lambda: self.dialect.newClient(name)))
         self.clients.append(client)
-        await client.expect(self.dialect.prompt, "the name prompt")
-        client.send(name)
-        await client.expect(self.dialect.welcomed(name), f"the welcome of {name}")
+        await self.dialect.login(client, name)
         return client
 
     async def sync(self, client, room=None):

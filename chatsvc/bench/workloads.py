@@ -12,6 +12,7 @@ import time
 
 from twisted.internet.defer import gatherResults
 
+from chatsvc.bench import sink
 from chatsvc.bench.client import Sender, Tally
 from chatsvc.bench.report import latencies, percentile
 from chatsvc.bench.server import BenchError, countMessages, preloadHistory, rssKiB
@@ -91,6 +92,10 @@ class Fanout(Workload):
         everyone = senders + receivers
         # Every join notice has arrived once each client has its answer to who.
         await run.gather([lambda c=c: run.sync(c, room) for c in everyone])
+        return await self.measureSending(run, senders, receivers)
+
+    async def measureSending(self, run, senders, receivers):
+        """Everyone is in the room and synced: send and count (the IRC variant differs)."""
         return await _measureSending(run, senders, receivers, self.messages,
                                      self.window, self.payload, fanout=True)
 
@@ -104,22 +109,28 @@ async def _measureSending(run, senderClients, receivers, count, window, payload,
         sender = Sender(run, client, sid, count, window, payload)
         senders.append(sender)
         client.startCounting(Tally(run, total if fanout else count, sender))
+    expectedLines = total * (len(senderClients) + len(receivers)) if fanout else total
+    receivers, moved = sink.split(run, receivers)  # --sinks: some read by other processes
     for client in receivers:
         client.startCounting(Tally(run, total))
+    sinks = await sink.offload(run.reactor, run, moved, total, run.sinks) if moved else []
     everyone = senderClients + receivers
-    expectedLines = total * len(everyone) if fanout else total
     run.progress = lambda: (
         f"{sum(s.acked for s in senders):,}/{total:,} echoes, "
         f"{sum(c.tally.lines for c in everyone):,}/{expectedLines:,} lines")
     cpu0 = run.cpu()
     for sender in senders:
         sender.start()
-    complete = await run.race(gatherResults([c.tally.done for c in everyone]))
+    complete = await run.race(gatherResults([c.tally.done for c in everyone]
+                                            + [s.done for s in sinks]))
     cpu1 = run.cpu()
-    elapsed = max(c.tally.last for c in everyone) / 1e6
+    far = await sink.collect(run, sinks) if sinks else sink.NOTHING
+    if far.cpu_s and cpu1[2] is not None:  # the sinks' CPU is the bench's too
+        cpu1 = (cpu1[0], cpu1[1], cpu1[2] + far.cpu_s, cpu1[3])
+    elapsed = max([c.tally.last for c in everyone] + [far.last]) / 1e6
     messages = sum(s.acked for s in senders)
-    lines = sum(c.tally.lines for c in everyone)
-    marked = sum(c.tally.messages for c in everyone)
+    lines = sum(c.tally.lines for c in everyone) + far.lines
+    marked = sum(c.tally.messages for c in everyone) + far.messages
     if lines != marked:
         run.errors.append(f"{lines - marked} received lines were not bench messages")
     if lines < expectedLines:
@@ -137,7 +148,15 @@ async def _measureSending(run, senderClients, receivers, count, window, payload,
     if fanout:
         metrics.update(latencies("delivery", run.deliveries))
     metrics.update(_cpu(cpu0, cpu1, elapsed))
+    if fanout:
+        metrics["server_us_per_line"] = serverMicrosPerLine(metrics, elapsed, lines)
     return metrics, complete
+
+
+def serverMicrosPerLine(metrics, elapsed, lines):
+    """The server's CPU time per delivered line (µs): its cost, whatever the bench's pace."""
+    pct = metrics.get("server_cpu_pct")
+    return round(pct * 1e4 * elapsed / lines, 3) if pct and lines else None
 
 
 class Store(Workload):

@@ -1,0 +1,377 @@
+"""
+chatsvc-bench over IRC (``--protocol irc``) against a tiny fake IRC server
+written here with Twisted (no ngircd needed): exact counts with tiny
+parameters, PING answered while counting, the witness releasing each sender's
+window, connections; the options that do not go together; the plot. One test
+also runs ngircd beside chatsvc when ngircd is installed.
+"""
+
+import functools
+import importlib.util
+import io
+import json
+import os
+import sys
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory
+from twisted.protocols.basic import LineOnlyReceiver
+from twisted.trial.unittest import SkipTest, TestCase
+
+from chatsvc.bench import cli, main, plot
+from chatsvc.bench.irc import IRC, findNgircd, ngircdConfig
+
+
+def coroutine(f):
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        return Deferred.fromCoroutine(f(*args, **kwargs))
+    return wrapper
+
+
+class FakeIrcClient(LineOnlyReceiver):
+    """One client of L{FakeIrcServer}: just enough of RFC 2812 for the bench."""
+
+    delimiter = b"\n"
+    MAX_LENGTH = 1024
+
+    def connectionMade(self):
+        self.nick = None
+        self.channel = None
+        self.unwitnessed = 0
+
+    def out(self, line):
+        self.transport.write(line.encode("utf-8") + b"\r\n")
+
+    def lineReceived(self, line):
+        line = line.rstrip(b"\r").decode("utf-8")
+        server = self.factory
+        command, _, rest = line.partition(" ")
+        server.commands.append(command)
+        if command == "NICK":
+            if server.refuse(rest):
+                self.out(f":fake.irc 433 * {rest} :Nickname already in use")
+                return
+            self.nick = rest
+        elif command == "USER":
+            for n, text in (("001", "Welcome"), ("375", "- motd"), ("372", "- hi"),
+                            ("376", "End of MOTD")):
+                self.out(f":fake.irc {n} {self.nick} :{text}")
+        elif command == "JOIN":
+            self.channel = rest
+            members = server.channels.setdefault(rest, [])
+            members.append(self)
+            for member in members:
+                member.out(f":{self.nick}!u@127.0.0.1 JOIN :{rest}")
+            self.out(f":fake.irc 353 {self.nick} = {rest} :{' '.join(m.nick for m in members)}")
+            self.out(f":fake.irc 366 {self.nick} {rest} :End of NAMES list")
+        elif command == "PING":
+            self.out(f":fake.irc PONG fake.irc {rest}")
+        elif command == "PONG":
+            server.pongs.append(rest)
+        elif command == "PRIVMSG":
+            target, _, text = rest.partition(" ")
+            members = server.channels.get(target, [])
+            if server.pingOnce and not server.pinged:
+                server.pinged = True
+                for member in members:
+                    member.out("PING :probe")
+            server.privmsgs.append(self.nick)
+            for member in members:
+                if member is not self:  # an IRC server does not echo to the sender
+                    member.out(f":{self.nick}!u@127.0.0.1 PRIVMSG {target} {text}")
+
+
+class FakeIrcServer(Factory):
+    protocol = FakeIrcClient
+
+    def __init__(self, pingOnce=False, refuse=lambda nick: False):
+        self.pingOnce = pingOnce
+        self.pinged = False
+        self.refuse = refuse
+        self.commands = []
+        self.pongs = []
+        self.privmsgs = []
+        self.channels = {}
+
+
+class IrcBenchTestCase(TestCase):
+    timeout = 30
+
+    def setUp(self):
+        self.json = os.path.abspath(self.mktemp())
+        self.out = io.StringIO()
+
+    def serve(self, **options):
+        self.server = FakeIrcServer(**options)
+        port = reactor.listenTCP(0, self.server, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return f"127.0.0.1:{port.getHost().port}"
+
+    async def bench(self, *argv, **options):
+        address = self.serve(**options)
+        args, workload = cli.parseArgs([*argv, "--protocol", "irc", "--connect", address,
+                                        "--quiet", "--json", self.json])
+        return await cli.Bench(reactor, args, workload, out=self.out).runAll()
+
+    def assertComplete(self, result):
+        self.assertEqual((result.complete, result.errors), (True, []))
+
+
+class FanoutTests(IrcBenchTestCase):
+    @coroutine
+    async def test_exactCounts(self):
+        """
+        Every PRIVMSG reaches every other client once: (R+S-1)*S*M lines, each
+        timed; the senders' windows are released by their witnesses.
+        """
+        [result] = await self.bench("fanout", "-R", "3", "-S", "2", "-M", "5")
+        self.assertComplete(result)
+        m = result.metrics
+        self.assertEqual((m["messages"], m["messages_expected"], m["lines"], m["lines_expected"]),
+                         (10, 10, 40, 40))
+        self.assertEqual(m["pings_answered"], 0)
+        for key in ("lines_per_s", "msgs_per_s", "echo_p50_ms", "delivery_p99_ms"):
+            self.assertGreater(m[key], 0)
+        self.assertEqual(self.server.commands.count("PRIVMSG"), 10)
+        self.assertEqual(self.server.commands.count("NICK"), 5)
+        [channel] = self.server.channels
+        self.assertTrue(channel.startswith("#bench-"), channel)
+        self.assertEqual(result.params["protocol"], "irc")
+        self.assertEqual(result.server["kind"], "irc")
+        [record, *rest] = self._records()
+        self.assertEqual((record["metrics"]["lines"], record["server"]["kind"], rest), (40, "irc", []))
+        self.assertIn("witness latency p99", self.out.getvalue())
+
+    @coroutine
+    async def test_sendersOnly(self):
+        """With no receivers each sender's witness is the next sender."""
+        [result] = await self.bench("fanout", "-R", "0", "-S", "3", "-M", "4")
+        self.assertComplete(result)
+        self.assertEqual((result.metrics["messages"], result.metrics["lines"]), (12, 24))
+
+    @coroutine
+    async def test_window(self):
+        """W=3: still exact, and every message acknowledged in order."""
+        results = await self.bench("fanout", "-R", "1", "-S", "1", "-M", "7", "-W", "3",
+                                   "--repeat", "2")
+        for result in results:
+            self.assertComplete(result)
+            self.assertEqual((result.metrics["messages"], result.metrics["lines"]), (7, 7))
+        self.assertEqual(len(self.server.privmsgs), 14)
+        summary = self._records()[-1]
+        self.assertEqual((summary["server"], summary["summary"]["lines"]["median"]), ("irc", 7))
+
+    @coroutine
+    async def test_pingWhileCounting(self):
+        """A server PING in the middle of the run gets a PONG and is not a delivered line."""
+        [result] = await self.bench("fanout", "-R", "2", "-S", "2", "-M", "6", pingOnce=True)
+        self.assertComplete(result)
+        self.assertEqual(result.metrics["lines"], (2 + 2 - 1) * 2 * 6)
+        self.assertEqual(result.metrics["pings_answered"], 4)
+        self.assertEqual(self.server.pongs, [":probe"] * 4)
+
+    @coroutine
+    async def test_refusedNick(self):
+        """An error numeric while logging in ends the run with one clear error."""
+        [result] = await self.bench("fanout", "-R", "1", "-S", "1", "-M", "2",
+                                    refuse=lambda nick: nick.endswith("s1"))
+        self.assertFalse(result.complete)
+        self.assertEqual(len(result.errors), 1, result.errors)
+        self.assertIn("433", result.errors[0])
+
+    def _records(self):
+        with open(self.json) as f:
+            return [json.loads(line) for line in f]
+
+
+class SinkTests(IrcBenchTestCase):
+    """--sinks: helper processes read a share of the receivers; the counts stay exact."""
+
+    @coroutine
+    async def test_irc(self):
+        """Witnesses stay in the bench; a sink also answers PING."""
+        [result] = await self.bench("fanout", "-R", "5", "-S", "2", "-M", "6", "--sinks", "1",
+                                    pingOnce=True)
+        self.assertComplete(result)
+        m = result.metrics
+        self.assertEqual((m["messages"], m["lines"], m["pings_answered"]),
+                         (12, (5 + 2 - 1) * 2 * 6, 7))
+        self.assertEqual(self.server.pongs, [":probe"] * 7)
+        self.assertGreater(m["delivery_p99_ms"], 0)
+
+    @coroutine
+    async def test_chatsvc(self):
+        """Against our server, started by the bench, with two sinks."""
+        path = os.path.abspath(self.mktemp())
+        args, workload = cli.parseArgs(["fanout", "-R", "4", "-S", "2", "-M", "5", "--sinks", "2",
+                                        "--quiet", "--json", path])
+        [result] = await cli.Bench(reactor, args, workload, out=self.out).runAll()
+        self.assertComplete(result)
+        self.assertEqual((result.metrics["messages"], result.metrics["lines"]), (10, 60))
+        self.assertEqual(result.params["sinks"], 2)
+        self.assertIn("server_us_per_line", result.metrics)  # None when no CPU tick passed
+
+
+class ConnectionsTests(IrcBenchTestCase):
+    @coroutine
+    async def test_connections(self):
+        """N registered idle connections (plus one warm-up), RSS read from /proc."""
+        [result] = await self.bench("connections", "-N", "4")
+        self.assertComplete(result)
+        self.assertEqual(result.metrics["connections"], 4)
+        self.assertEqual(self.server.commands.count("USER"), 5)
+        self.assertIn("rss_per_conn_bytes", result.metrics)
+
+
+class DialectTests(TestCase):
+    def test_lines(self):
+        d = IRC()
+        self.assertEqual(d.create("bench-ab"), "JOIN #bench-ab")
+        self.assertEqual(d.say(b"@1.2.3xx"), b"PRIVMSG #bench-ab :@1.2.3xx\r\n")
+        self.assertTrue(d.joined("bench-ab")(":s 366 me #bench-ab :End of NAMES list"))
+        self.assertFalse(d.joined("bench-ab")(":s 366 me #other :End of NAMES list"))
+        self.assertTrue(d.synced()(":s PONG s :chatsvc-bench-sync"))
+        self.assertTrue(d.isError(":s 433 * me :Nickname already in use"))
+        self.assertTrue(d.isError("ERROR :Closing connection"))
+        self.assertFalse(d.isError(":s 422 me :MOTD File is missing"))
+        self.assertFalse(d.isError(":s 001 me :Welcome"))
+        found = d.marker.findall(b":a!u@h PRIVMSG #r :@3.14.1592xx\r\n:s NOTICE me :hi\r\n")
+        self.assertEqual(found, [(b"3", b"14", b"1592")])
+
+    def test_ngircdConfig(self):
+        text = ngircdConfig(6999, "/tmp/x")
+        for line in ("Listen = 127.0.0.1", "Ports = 6999", "MaxConnections = 0",
+                     "MaxConnectionsIP = 0", "MaxJoins = 0", "MaxPenaltyTime = 0",
+                     "DNS = no", "Ident = no", "PAM = no", "IncludeDir = /tmp/x"):
+            self.assertIn(f"\n{line}\n", text)
+
+
+class CommandLineTests(TestCase):
+    def badArguments(self, *argv):
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        with self.assertRaises(SystemExit) as caught:
+            main(list(argv))
+        self.assertEqual(caught.exception.code, 2)
+        lines = err.getvalue().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        return lines[0]
+
+    def test_badCombinations(self):
+        self.assertIn("give --connect", self.badArguments("fanout", "--protocol", "irc"))
+        self.assertIn("does not apply over IRC", self.badArguments(
+            "join", "--protocol", "irc", "--connect", "127.0.0.1:6667"))
+        self.assertIn("does not apply over IRC", self.badArguments(
+            "store", "--servers", "chatsvc,ngircd", "--ngircd", sys.executable))
+        self.assertIn("at least two clients", self.badArguments(
+            "fanout", "-R", "0", "-S", "1", "--protocol", "irc", "--connect", "127.0.0.1:6667"))
+        self.assertIn("at most 400", self.badArguments(
+            "fanout", "-P", "500", "--protocol", "irc", "--connect", "127.0.0.1:6667"))
+        self.assertIn("comma-separated", self.badArguments("fanout", "--servers", "chatsvc,foo"))
+        self.assertIn("--connect drives", self.badArguments(
+            "fanout", "--irc-server", "ngircd", "--connect", "127.0.0.1:6667"))
+        self.assertIn("ngircd not found", self.badArguments(
+            "fanout", "--irc-server", "ngircd", "--ngircd", "/nonexistent/ngircd"))
+        self.assertIn("for chatsvc", self.badArguments(
+            "fanout", "--irc-server", "ngircd", "--ngircd", sys.executable,
+            "--server-arg=--history-replay=1"))
+
+
+def _record(server, receivers, lines, p99, complete=True, bench="fanout"):
+    return {"bench": bench, "params": {"receivers": receivers, "senders": 5, "window": 1,
+                                       "payload": 64}, "complete": complete,
+            "metrics": {"lines_per_s": lines, "delivery_p99_ms": p99},
+            "server": {"kind": server}}
+
+
+class PlotTests(TestCase):
+    def records(self):
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            records = (_record("chatsvc", 10, 100, 2.0), _record("chatsvc", 10, 300, 4.0),
+                       _record("chatsvc", 10, 200, 3.0), _record("chatsvc", 50, 400, 5.0),
+                       _record("ngircd", 10, 900, 1.0),
+                       _record("ngircd", 50, 1, 1.0, complete=False),
+                       _record("chatsvc", 10, 1, 1.0, bench="store"))
+            f.writelines(json.dumps(record) + "\n" for record in records)
+            f.write(json.dumps({"bench": "fanout", "summary": {}, "runs": 3}) + "\n")
+        return path
+
+    def test_series(self):
+        """Medians per server and R of the completed fanout runs; min-max kept."""
+        found = plot.series(plot.load([self.records()]))
+        self.assertEqual([s.server for s in found], ["chatsvc", "ngircd"])
+        self.assertEqual(found[0].rows("lines_per_s"), [(10, 200, 100, 300, 3), (50, 400, 400, 400, 1)])
+        self.assertEqual(found[0].rows("delivery_p99_ms")[0][1], 3.0)
+        self.assertEqual(found[1].rows("lines_per_s"), [(10, 900, 900, 900, 1)])
+
+    def test_sinksApart(self):
+        """Runs made with --sinks are a line of their own, or the only ones with --sinks."""
+        path = self.records()
+        with open(path, "a") as f:
+            record = _record("chatsvc", 10, 5000, 9.0)
+            record["params"]["sinks"] = 1
+            f.write(json.dumps(record) + "\n")
+        records = plot.load([path])
+        self.assertEqual([(s.server, s.sinks) for s in plot.series(records)],
+                         [("chatsvc", 0), ("chatsvc", 1), ("ngircd", 0)])
+        [only] = plot.series(records, sinks=1)
+        self.assertEqual(only.rows("lines_per_s"), [(10, 5000, 5000, 5000, 1)])
+
+    def test_writesPng(self):
+        if importlib.util.find_spec("matplotlib") is None:
+            raise SkipTest("matplotlib is not installed (the optional extra 'plot')")
+        output = os.path.abspath(self.mktemp()) + ".png"
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        with self.assertRaises(SystemExit) as caught:
+            main(["plot", self.records(), "-o", output, "--title", "test"])
+        self.assertEqual(caught.exception.code, 0)
+        with open(output, "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        self.assertIn("wrote", err.getvalue())
+
+    def test_withoutMatplotlib(self):
+        """One clear line, exit 1, when matplotlib is missing."""
+        self.patch(sys, "modules", {**sys.modules, "matplotlib": None})
+        err = io.StringIO()
+        args, _ = cli.parseArgs(["plot", self.records(), "-o", "x.png"])
+        self.assertEqual(plot.run(args, err), 1)
+        self.assertEqual(err.getvalue().splitlines(),
+                         [("chatsvc-bench plot: matplotlib is not installed:"
+                           " pip install 'chatsvc[plot]' (or pip install matplotlib)")])
+
+    def test_nothingToPlot(self):
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write(json.dumps(_record("chatsvc", 10, 1, 1.0, bench="store")) + "\n")
+        err = io.StringIO()
+        args, _ = cli.parseArgs(["plot", path, "-o", "x.png"])
+        self.assertEqual(plot.run(args, err), 1)
+        self.assertIn("no completed fanout runs", err.getvalue())
+
+
+class NgircdTests(TestCase):
+    """The real thing, when the ngircd package is installed."""
+
+    timeout = 60
+
+    @coroutine
+    async def test_sideBySide(self):
+        if findNgircd() is None:
+            raise SkipTest("ngircd is not installed (apt-get install ngircd)")
+        path = os.path.abspath(self.mktemp())
+        out = io.StringIO()
+        args, workload = cli.parseArgs(["fanout", "-R", "2", "-S", "2", "-M", "5", "--servers",
+                                        "chatsvc,ngircd", "--quiet", "--json", path])
+        results = await cli.Bench(reactor, args, workload, out=out).runAll()
+        self.assertEqual([(r.server["kind"], r.complete, r.errors, r.metrics["lines"])
+                          for r in results],
+                         [("chatsvc", True, [], 40), ("ngircd", True, [], 30)])
+        self.assertIn("MaxPenaltyTime = 0", results[1].server["config"])
+        self.assertIn("(server ngircd 127.0.0.1:", out.getvalue())
+        with open(path) as f:
+            kinds = [json.loads(line)["server"]["kind"] for line in f]
+        self.assertEqual(kinds, ["chatsvc", "ngircd"])
