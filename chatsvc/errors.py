@@ -42,9 +42,14 @@ class InvalidRoomName(ChatError):
 
 
 class RoomExists(ChatError):
+    SHOWN = 20  # rooms named in the error; `list` has them all
+
     def __init__(self, name: str, rooms: list):
+        shown = ", ".join(rooms[:self.SHOWN])
+        if len(rooms) > self.SHOWN:
+            shown += f" and {len(rooms) - self.SHOWN} more (type list)"
         super().__init__(
-            f"A room named {name} exists already. Rooms: {', '.join(rooms)}."
+            f"A room named {name} exists already. Rooms: {shown}."
             f" Type join {name} to go there."
         )
 

@@ -69,6 +69,14 @@ class LobbyTests(TestCase):
         self.assertEqual([m.text for m in arrival.replay], [f"m{n}" for n in range(450, 500)])
         self.assertEqual(arrival.older, 450)
 
+    def test_createExistingNamesAFewRooms(self):
+        alice = self.named("alice")
+        for n in range(30):
+            self.successResultOf(self.lobby.createRoom(alice, f"room{n:02}"))
+        e = self.assertRaises(errors.RoomExists, self.lobby.createRoom, alice, "ROOM00")
+        self.assertIn("room19 and 10 more (type list).", str(e))
+        self.assertNotIn("room20", str(e))
+
     def test_createReservesNameWhileStoring(self):
         self.lobby.store.holding = []
         alice, bob = self.named("alice"), self.named("bob")
