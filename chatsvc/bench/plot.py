@@ -125,6 +125,7 @@ def draw(all_series, output, title=None):
     same = len({(s.senders, s.window, s.payload, s.sinks) for s in all_series}) == 1
     figure, axes = pyplot.subplots(1, len(METRICS), figsize=(15, 4.4))
     for ax, (metric, name) in zip(axes, METRICS):
+        drawn = 0
         for one in all_series:
             rows = one.rows(metric)
             if not rows:
@@ -133,11 +134,15 @@ def draw(all_series, output, title=None):
             ys = [r[1] for r in rows]
             spread = [[r[1] - r[2] for r in rows], [r[3] - r[1] for r in rows]]
             ax.errorbar(xs, ys, yerr=spread, marker="o", capsize=3, label=one.label(same))
+            drawn += 1
         ax.set_xlabel("R (receivers in the room)")
         ax.set_ylabel(name)
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-        ax.legend()
+        if drawn:
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "not in these results", ha="center", transform=ax.transAxes)
     axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
     if same and all_series:
         first = all_series[0]
