@@ -389,16 +389,7 @@ class NgircdProcess(ServerProcess):
         with open(self.conf, "w") as f:
             f.write(self.config)
         os.chmod(self.conf, 0o644)
-        self._spawned = time.perf_counter()
-        transport = self.reactor.spawnProcess(self, self.binary, self.command(),
-                                              env=dict(os.environ), path=self.dir)
-        self.pid = transport.pid
-        self._shutdownTrigger = self.reactor.addSystemEventTrigger(
-            "before", "shutdown", self.kill)
-        call = self.reactor.callLater(timeout, self._startTimedOut, timeout)
-        d = self._hosting
-        d.addBoth(lambda result: (call.active() and call.cancel(), result)[1])
-        return d
+        return self._spawn(self.binary, self.command(), dict(os.environ), self.dir, timeout)
 
     def _lines(self, fd, data):
         data = self._partial[fd] + data

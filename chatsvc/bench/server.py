@@ -76,10 +76,14 @@ class ServerProcess(ProcessProtocol):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (PROJECT_ROOT, env.get("PYTHONPATH")) if p)
+        return self._spawn(sys.executable,
+                           serverCommand(self.db, self.max_clients, self.extra),
+                           env, self.workdir, timeout)
+
+    def _spawn(self, executable, argv, env, path, timeout) -> Deferred:
+        """Start the process; fires with its port, or fails after C{timeout} seconds."""
         self._spawned = time.perf_counter()
-        transport = self.reactor.spawnProcess(
-            self, sys.executable, serverCommand(self.db, self.max_clients, self.extra),
-            env=env, path=self.workdir)
+        transport = self.reactor.spawnProcess(self, executable, argv, env=env, path=path)
         self.pid = transport.pid
         self._shutdownTrigger = self.reactor.addSystemEventTrigger(
             "before", "shutdown", self.kill)
