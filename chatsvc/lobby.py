@@ -90,8 +90,11 @@ class Lobby(service.Service):
         self.names = {}  # casefolded name -> User
         self.rooms = {}  # casefolded room name -> Room
         self._creating = set()  # room keys being stored right now
-        self._outboxes = []  # rooms with messages to broadcast at the end of this turn
+        self._outboxes = []  # rooms with stored messages not broadcast yet
         self._delivered = []  # (Deferred, message): says to confirm once broadcast
+        self._handedIn = 0  # messages given to the store so far (they come back in order)
+        self._holdUntil = None  # broadcast once the message with this number is back
+        self._broadcasting = False  # a broadcast is due at the end of this turn
         self._nextRoomId = 1
         self._guests = 0
 
@@ -235,23 +238,36 @@ class Lobby(service.Service):
         message = Message(room.id, room.nextSeq, uuid.uuid4().hex, user.name, text,
                           self._now())
         room.nextSeq += 1
+        self._handedIn += 1
         d = self.store.addMessage(message)
-        d.addCallbacks(self._stored, self._notStored, (room, message))
+        d.addCallbacks(self._stored, self._notStored, (room, message, self._handedIn),
+                       None, (self._handedIn,))
         return d
 
-    def _stored(self, _, room, message):
-        # Broadcast at the end of this reactor turn, with everything else
-        # stored in it: one write per member for a whole burst.
-        if not self._outboxes:
-            self.clock.callLater(0, self._broadcastStored)
+    def _stored(self, _, room, message, number):
         if not room.outbox:
             self._outboxes.append(room)
         room.outbox.append(message)
         delivered = Deferred()
         self._delivered.append((delivered, message))
+        self._release(number)
         return delivered
 
+    def _release(self, number):
+        # A broadcast costs one write per member however many messages it
+        # carries. So what is stored waits for the messages already handed to
+        # the store when it came back (at most one more commit), and goes out
+        # with them: under load one broadcast carries several commits' worth.
+        if self._holdUntil is None:
+            self._holdUntil = self._handedIn
+        if number >= self._holdUntil:
+            self._holdUntil = None
+            if self._outboxes and not self._broadcasting:
+                self._broadcasting = True  # at the end of this turn, with what else it stores
+                self.clock.callLater(0, self._broadcastStored)
+
     def _broadcastStored(self):
+        self._broadcasting = False
         rooms, self._outboxes = self._outboxes, []
         for room in rooms:
             messages, room.outbox = tuple(room.outbox), []
@@ -262,7 +278,8 @@ class Lobby(service.Service):
         for d, message in delivered:
             d.callback(message)
 
-    def _notStored(self, failure, *ignored):
+    def _notStored(self, failure, number):
+        self._release(number)
         raise errors.NotStored()
 
     def whisper(self, user: User, name: str, text: str) -> Whispered:

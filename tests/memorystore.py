@@ -31,12 +31,21 @@ class MemoryStore:
         apply()
         return succeed(None)
 
-    def release(self):
-        """Commit the held writes, in order."""
-        held, self.holding = self.holding, None
+    def release(self, count=None):
+        """
+        Commit the first C{count} held writes (all by default), in order, as
+        one commit; the others stay held. With C{failing} set they fail instead.
+        """
+        held = self.holding[:count]
+        del self.holding[:len(held)]
+        if count is None:
+            self.holding = None
         for apply, d in held:
-            apply()
-            d.callback(None)
+            if self.failing:
+                d.errback(OSError("disk full"))
+            else:
+                apply()
+                d.callback(None)
 
     def addRoom(self, room):
         return self._write(lambda: self.rooms.__setitem__(room.id, room))

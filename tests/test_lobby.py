@@ -155,6 +155,58 @@ class LobbyTests(TestCase):
         (event,) = bob.mind.events
         self.assertEqual([m.text for m in event.messages], ["in flight"])
 
+    def holdTwo(self):
+        """alice and bob in kitchen; "one" and "two" said, both still being stored."""
+        alice, bob = self.named("alice"), self.named("bob")
+        self.successResultOf(self.lobby.createRoom(alice, "kitchen"))
+        self.lobby.join(bob, "kitchen")
+        room = self.lobby.rooms["kitchen"]
+        self.lobby.store.holding = []
+        said = [self.lobby.say(alice, room, "one"), self.lobby.say(bob, room, "two")]
+        return alice, bob, room, said
+
+    def saidTexts(self, user):
+        return [[m.text for m in e.messages] for e in user.mind.events if type(e) is Said]
+
+    def test_storedWaitsForTheNextCommit(self):
+        """
+        A message stored while another is already on its way to the store is
+        broadcast with it, in one event: one write per member, not two.
+        """
+        alice, bob, room, said = self.holdTwo()
+        self.lobby.store.release(1)  # "one" is stored; "two" is not yet
+        self.lobby.clock.advance(0)
+        self.assertEqual(self.saidTexts(bob), [])
+        self.assertNoResult(said[0])
+        self.lobby.store.release()
+        self.lobby.clock.advance(0)
+        self.assertEqual(self.saidTexts(bob), [["one", "two"]])
+        self.assertEqual(self.saidTexts(alice), [["one", "two"]])
+        self.assertEqual([self.successResultOf(d).text for d in said], ["one", "two"])
+
+    def test_laterMessagesDoNotHoldIt(self):
+        """It waits only for what was handed to the store before it came back."""
+        alice, bob, room, said = self.holdTwo()
+        self.lobby.store.release(1)
+        self.lobby.store.release(1)  # "two": everything "one" waited for is back
+        self.lobby.say(alice, room, "three")
+        self.lobby.clock.advance(0)
+        self.assertEqual(self.saidTexts(bob), [["one", "two"]])
+        self.lobby.store.release()
+        self.lobby.clock.advance(0)
+        self.assertEqual(self.saidTexts(bob), [["one", "two"], ["three"]])
+
+    def test_failedWriteReleasesTheHold(self):
+        """If the message it waits for cannot be stored, it goes out alone."""
+        alice, bob, room, said = self.holdTwo()
+        self.lobby.store.release(1)
+        self.lobby.store.failing = True
+        self.lobby.store.release()
+        self.lobby.clock.advance(0)
+        self.assertEqual(self.saidTexts(bob), [["one"]])
+        self.assertEqual(self.successResultOf(said[0]).text, "one")
+        self.failureResultOf(said[1], errors.NotStored)
+
     def test_historyCursorMovesBeforeRowsArrive(self):
         alice = self.named("alice")
         self.successResultOf(self.lobby.createRoom(alice, "kitchen"))
