@@ -72,7 +72,9 @@ class WorkloadTests(BenchTestCase):
         self.assertEqual((record["bench"], record["metrics"]["lines"], record["complete"]),
                          ("fanout", 50, True))
         self.assertEqual(record["params"], {"receivers": 3, "senders": 2, "messages": 5,
-                                            "window": 1, "payload": 64})
+                                            "window": 1, "payload": 64, "sinks": 1,
+                                            "probes": 10})
+        self.assertEqual(m["delivery_timed"], 50)  # R <= probes: the bench times every copy
         self.assertIn("delivered lines/s", self.out.getvalue())
 
     @coroutine

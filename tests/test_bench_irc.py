@@ -19,8 +19,9 @@ from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.trial.unittest import SkipTest, TestCase
 
-from chatsvc.bench import cli, main, plot
+from chatsvc.bench import cli, main, plot, sink
 from chatsvc.bench.irc import IRC, findNgircd, ngircdConfig
+from chatsvc.bench.run import Run
 
 
 def coroutine(f):
@@ -187,31 +188,46 @@ class FanoutTests(IrcBenchTestCase):
 
 
 class SinkTests(IrcBenchTestCase):
-    """--sinks: helper processes read a share of the receivers; the counts stay exact."""
+    """--sinks: helper processes count most receivers' lines; the counts stay exact."""
 
     @coroutine
     async def test_irc(self):
-        """Witnesses stay in the bench; a sink also answers PING."""
+        """Witnesses stay in the bench (timed); a sink also answers PING."""
         [result] = await self.bench("fanout", "-R", "5", "-S", "2", "-M", "6", "--sinks", "1",
-                                    pingOnce=True)
+                                    "--probes", "0", pingOnce=True)
         self.assertComplete(result)
         m = result.metrics
         self.assertEqual((m["messages"], m["lines"], m["pings_answered"]),
                          (12, (5 + 2 - 1) * 2 * 6, 7))
         self.assertEqual(self.server.pongs, [":probe"] * 7)
+        # Timed: the two witnesses' copies (12 each) and each sender's 6 of the other's.
+        self.assertEqual(m["delivery_timed"], 2 * 12 + 2 * 6)
         self.assertGreater(m["delivery_p99_ms"], 0)
 
     @coroutine
     async def test_chatsvc(self):
-        """Against our server, started by the bench, with two sinks."""
+        """Against our server, started by the bench: two sinks, two probes."""
         path = os.path.abspath(self.mktemp())
-        args, workload = cli.parseArgs(["fanout", "-R", "4", "-S", "2", "-M", "5", "--sinks", "2",
-                                        "--quiet", "--json", path])
+        args, workload = cli.parseArgs(["fanout", "-R", "6", "-S", "2", "-M", "5", "--sinks", "2",
+                                        "--probes", "2", "--quiet", "--json", path])
         [result] = await cli.Bench(reactor, args, workload, out=self.out).runAll()
         self.assertComplete(result)
-        self.assertEqual((result.metrics["messages"], result.metrics["lines"]), (10, 60))
-        self.assertEqual(result.params["sinks"], 2)
+        m = result.metrics
+        self.assertEqual((m["messages"], m["lines"]), (10, (6 + 2) * 10))
+        self.assertEqual(m["delivery_timed"], (2 + 2) * 10)  # probes and senders only
+        self.assertEqual((result.params["sinks"], result.params["probes"]), (2, 2))
         self.assertIn("server_us_per_line", result.metrics)  # None when no CPU tick passed
+
+    def test_probesSpreadOverTheJoinOrder(self):
+        run = Run(reactor, "127.0.0.1", 1, None, 1)
+        run._deadline.cancel()
+        run.sinks, run.probes = 1, 3
+        receivers = [object() for _ in range(10)]
+        kept, moved = sink.split(run, receivers, pinned={id(receivers[1])})
+        self.assertEqual([receivers.index(c) for c in kept], [0, 1, 3, 6])
+        self.assertEqual(len(moved), 6)
+        run.sinks = 0
+        self.assertEqual(sink.split(run, receivers), (receivers, []))
 
 
 class ConnectionsTests(IrcBenchTestCase):

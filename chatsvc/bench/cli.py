@@ -83,9 +83,15 @@ def makeParser():
                         help="pass ARG on to the server the bench starts (repeatable),"
                         " e.g. --server-arg=--history-replay=100")
     irc.addOptions(common)
-    common.add_argument("--sinks", type=_whole(0, 16), default=0, metavar="N",
-                        help="fanout: N helper processes read a share of the receivers each,"
-                        " so that the bench's one core is not the limit (default 0)")
+    common.add_argument("--sinks", type=_whole(0, 16), default=1, metavar="N",
+                        help="fanout: N helper processes count the lines of all receivers"
+                        " but the probes, reading in bulk, so that the load generator is"
+                        " not the limit (default 1; 0: the bench reads and times every"
+                        " receiver itself)")
+    common.add_argument("--probes", type=_whole(0, MAX_CLIENTS), default=10, metavar="K",
+                        help="fanout with sinks: K receivers, spread over the join order,"
+                        " that the bench reads at once and times for the delivery latency"
+                        " (default 10)")
 
     parser = _Parser(
         prog="chatsvc-bench",
@@ -199,7 +205,7 @@ class Bench:
         workload = target.workload
         result = report.Result(workload.name, workload.params(), run=index, runs=args.repeat)
         if args.sinks and workload.name == "fanout":
-            result.params["sinks"] = args.sinks
+            result.params.update(sinks=args.sinks, probes=args.probes)
         server = None
         if args.connect:
             host, port = args.connect
@@ -245,7 +251,7 @@ class Bench:
     async def _measure(self, result, host, port, pid, index, target):
         args, workload = self.args, target.workload
         run = Run(self.reactor, host, port, target.dialect(), args.timeout, pid)
-        run.sinks = args.sinks
+        run.sinks, run.probes = args.sinks, args.probes
         which = f"{target.name} " if len(self.targets) > 1 else ""
         progress = LoopingCall(lambda: self.say(
             f"{which}run {index}/{args.repeat}, {run.clock() / 1e6:.0f} s: {run.progress()}"))

@@ -32,6 +32,7 @@ class Native:
     name = "chatsvc"
     # A chat line as the server renders it: "<name> text".
     marker = re.compile(rb"^<[^>\n]*> @(\d+)\.(\d+)\.(\d+)", re.MULTILINE)
+    tag = b"> @"  # in a bench message's line and no other: what a sink counts
 
     def newClient(self, name):
         return BenchClient(self, name)

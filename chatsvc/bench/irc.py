@@ -74,6 +74,7 @@ class IRC:
     name = "irc"
     # A channel message as a server relays it: ":nick!user@host PRIVMSG #room :text".
     marker = re.compile(rb"^:[^ \n]+ PRIVMSG [^ \n]+ :@(\d+)\.(\d+)\.(\d+)", re.MULTILINE)
+    tag = b" :@"  # PRIVMSG #ROOM :@SID.SEQ.T...
 
     def __init__(self):
         self.channel = None
@@ -283,6 +284,7 @@ class IrcFanout(Fanout):
         worst = max((s.worst for s in senders), default=(-1, None))[1]
         metrics["echo_max_sent_at_s"] = None if worst is None else round(worst / 1e6, 3)
         metrics.update(latencies("delivery", run.deliveries))
+        metrics["delivery_timed"] = len(run.deliveries)  # the probes' and senders' copies
         metrics.update(_cpu(cpu0, cpu1, elapsed))
         metrics["server_us_per_line"] = serverMicrosPerLine(metrics, elapsed, lines)
         metrics["pings_answered"] = sum(t.pings for t in tallies) + far.pings + sum(

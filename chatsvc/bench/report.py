@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 LABELS = {
     "msgs_per_s": "messages/s (stored and echoed)",
     "lines_per_s": "delivered lines/s (all clients)",
-    "delivery_p50_ms": "delivery latency p50 (every copy)",
+    "delivery_p50_ms": "delivery latency p50 (timed copies)",
     "delivery_p99_ms": "delivery latency p99",
     "delivery_max_ms": "delivery latency max",
+    "delivery_timed": "copies timed (probes' and senders')",
     "echo_p50_ms": "echo latency p50 (sender's own)",
     "echo_p99_ms": "echo latency p99",
     "echo_max_ms": "echo latency max",

@@ -41,7 +41,8 @@ class Run:
         self.timedOut = Deferred()
         self._deadline = reactor.callLater(timeout, self._expire, timeout)
         self.timeout = timeout
-        self.sinks = 0  # --sinks: processes that take over some fanout receivers
+        self.sinks = 0  # --sinks: processes that count most fanout receivers' lines
+        self.probes = 0  # --probes: receivers the bench keeps and times
 
     def name(self, role, index):
         return f"b{self.token}{role}{index}"

@@ -1,37 +1,39 @@
 """
-Sink processes (``--sinks N``): helpers that take over some of the fanout
-receivers' sockets once they have joined and synced, so that counting lines
-is not limited to the one core of the bench's own process.
+Sink processes (``--sinks N``, default 1): helpers that take over most of the
+fanout receivers once they have joined and synced, and count their lines in
+bulk, so that the load generator is not what sets the pace.
 
-A fanout receiver is cheap in Python but each ``recv()`` on loopback costs a
-few microseconds in the kernel: past about 250,000 lines/s one process spends
-its whole core there, and the bench, not the server, sets the pace. With N
-sinks the receivers are shared out over N + 1 processes; senders (and, over
-IRC, the witnesses that release the senders' windows) stay in the bench. On a
-machine with only two cores, where the server needs one of them, a third busy
-process can cost more than it gives: docs/performance.rst shows both ways.
+A receiver read at once costs the bench a wakeup, a ``recv()`` and some Python
+for every chunk the server sends, which is several microseconds: one Python
+process reading 200 receivers that way tops out near 200,000 lines/s, far
+below what a C server such as ngircd delivers. A sink instead reads each of
+its sockets every L{READ_EVERY} seconds, whatever has piled up, and only
+counts: complete lines, and among them the bench's messages (their dialect's
+C{tag}, e.g. ``> @`` natively). So one ``recv()`` takes many lines and a sink
+costs little whatever the rate. It does not time what it reads (a copy may
+wait up to L{READ_EVERY} for it): delivery latency comes from the *probes*,
+the receivers the bench keeps and reads at once (``--probes``), and from the
+senders' echoes. Reading late changes nothing for the server: the kernel
+buffers what it sent (a few KiB per receiver between two reads).
 
 The bench spawns ``python sink.py`` (this file, run as a script: it imports
 only the standard library) with a SOCK_SEQPACKET socket as fd 3, and sends it
-a JSON header and the receivers' file descriptors (SCM_RIGHTS). The sink reads
-with its own epoll loop exactly as L{chatsvc.bench.client.Tally} counts (the
-same clock: CLOCK_MONOTONIC, the run's epoch), answers ``PING`` with ``PONG``
-when told to, and when every socket has its messages (or at its deadline, or
-when the bench closes fd 3) writes one JSON line and the latencies (int64
-microseconds) to stdout and exits.
+a JSON header and the receivers' file descriptors (SCM_RIGHTS). The sink
+answers an IRC ``PING`` with ``PONG`` when told to, and when every socket has
+its messages (or at its deadline, or when the bench closes fd 3) writes one
+JSON line to stdout and exits.
 """
 
 import json
 import os
-import re
 import select
 import socket
 import sys
 import time
-from array import array
 from collections import namedtuple
 
 BATCH = 200  # file descriptors per message (the kernel takes at most 253)
+READ_EVERY = 0.01  # seconds between two reads of a socket: lines pile up meanwhile
 
 Totals = namedtuple("Totals", "lines messages last cpu_s pings")
 NOTHING = Totals(0, 0, 0, 0.0, 0)  # what no sinks counted
@@ -53,8 +55,7 @@ def _serve(control):
             break
     epoch = header["epoch_ns"]
     expected = header["expected"]
-    marker = re.compile(header["marker"].encode("latin-1"), re.MULTILINE)
-    find, match = marker.findall, marker.match
+    tag = header["tag"].encode("latin-1")
     answer = header["answer_ping"]
     deadline = time.monotonic() + header["timeout_s"]
     poller = select.epoll()
@@ -63,8 +64,6 @@ def _serve(control):
     poller.register(control.fileno(), select.EPOLLIN)
     tails = dict.fromkeys(sockets, b"")
     counts = dict.fromkeys(sockets, 0)
-    latencies = array("q")
-    append = latencies.append
     lines = messages = others = pings = last = 0
     sample = []
     waiting = len(sockets)
@@ -75,33 +74,33 @@ def _serve(control):
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        for fd, _events in poller.poll(min(left, 1.0)):
+        ready = poller.poll(min(left, 1.0))
+        now = (time.perf_counter_ns() - epoch) // 1000
+        for fd, _events in ready:
             if fd == control.fileno():
                 stopped = True  # the bench closed fd 3: the run is over
                 break
             try:
-                data = sockets[fd].recv(262144)
+                data = sockets[fd].recv(1 << 20)
             except BlockingIOError:
                 continue
             except OSError:
                 data = b""
-            now = (time.perf_counter_ns() - epoch) // 1000
             if not data:
                 poller.unregister(fd)
                 waiting -= 1
-                continue
-            if b"\n" not in data:
-                tails[fd] += data
                 continue
             if tails[fd]:
                 data = tails[fd] + data
             end = data.rfind(b"\n") + 1
             tails[fd] = data[end:]
-            found = find(data, 0, end)
-            if len(found) != data.count(b"\n", 0, end):
+            if not end:
+                continue
+            found = data.count(tag, 0, end)
+            if found != data.count(b"\n", 0, end):  # not only bench messages
                 for line in data[:end].split(b"\n"):
                     line = line.rstrip(b"\r")
-                    if not line or match(line):
+                    if not line or tag in line:
                         continue
                     if answer and line.startswith(b"PING"):
                         pings += 1
@@ -112,22 +111,21 @@ def _serve(control):
                             sample.append(line.decode("utf-8", "replace"))
             if found:
                 last = now
-                lines += len(found)
-                messages += len(found)
-                for _sid, _seq, sent in found:
-                    append(now - int(sent))
-                counts[fd] += len(found)
+                lines += found
+                messages += found
+                counts[fd] += found
                 if counts[fd] >= expected:
                     poller.unregister(fd)
                     waiting -= 1
+        if waiting and not stopped:
+            time.sleep(READ_EVERY)  # let lines pile up: the next recv() takes them all
     times = os.times()
     result = {"lines": lines, "messages": messages, "last": last, "others": others,
               "sample": sample, "pings": pings,
               "cpu_s": times.user + times.system - start.user - start.system,
-              "done": waiting == 0, "samples": len(latencies)}
+              "done": waiting == 0}
     out = os.fdopen(1, "wb")
     out.write(json.dumps(result).encode("ascii") + b"\n")
-    out.write(latencies.tobytes())
     out.flush()
     return 0
 
@@ -144,7 +142,7 @@ class SinkProcess:
         self.clients = clients
         self.ok = False
         self.ready = Deferred()
-        self.done = Deferred()  # fires with the result dict (and "latencies")
+        self.done = Deferred()  # fires with the result dict
         self.result = None
         self._out = bytearray()
         self._err = []
@@ -176,7 +174,7 @@ class SinkProcess:
             client.transport.stopReading()  # from now on the sink reads them
         fds = [client.transport.fileno() for client in clients]
         header = {"epoch_ns": run.clock.epoch, "expected": expected,
-                  "marker": run.dialect.marker.pattern.decode("latin-1"),
+                  "tag": run.dialect.tag.decode("latin-1"),
                   "answer_ping": run.dialect.name == "irc",
                   "timeout_s": max(1.0, run.timeout)}
         for start in range(0, len(fds), BATCH):
@@ -195,16 +193,12 @@ class SinkProcess:
         self.control.close()
         if not self.ready.called:
             self.ready.callback(False)
-        header, _, rest = bytes(self._out).partition(b"\n")
+        header, _, _rest = bytes(self._out).partition(b"\n")
         try:
             result = json.loads(header)
         except ValueError:
             error = b"".join(self._err).decode("utf-8", "replace").strip().splitlines()
             result = {"error": "a sink process failed: " + (error[-1] if error else "no output")}
-        else:
-            latencies = array("q")
-            latencies.frombytes(rest[:result["samples"] * 8])
-            result["latencies"] = latencies
         self.result = result
         self.done.callback(result)
 
@@ -234,23 +228,24 @@ async def offload(reactor, run, clients, expected, count):
 
 def split(run, receivers, pinned=()):
     """
-    (kept, moved): the receivers the bench keeps reading and those its sinks
-    take (none without --sinks). Each of the sinks + 1 processes gets about
-    the same share; the C{pinned} ones (by id) stay in the bench.
+    (kept, moved): the receivers the bench keeps, reads at once and times
+    (the probes: C{run.probes} of them spread evenly over the join order, so
+    over the order in which the server writes to them, and the C{pinned} ones,
+    by id), and those its sinks count (none without sinks).
     """
-    count = getattr(run, "sinks", 0)
-    movable = [c for c in receivers if id(c) not in pinned]
-    share = round(len(receivers) * count / (count + 1)) if count else 0
-    moved = movable[len(movable) - min(share, len(movable)):] if share else []
-    gone = {id(c) for c in moved}
-    kept = [c for c in receivers if id(c) not in gone]
+    if not run.sinks or len(receivers) <= run.probes:
+        return list(receivers), []
+    step = len(receivers) / run.probes if run.probes else 0
+    keep = {id(receivers[int(i * step)]) for i in range(run.probes)} | set(pinned)
+    kept = [c for c in receivers if id(c) in keep]
+    moved = [c for c in receivers if id(c) not in keep]
     return kept, moved
 
 
 async def collect(run, sinks):
     """
-    Wait for the sinks to end; their L{Totals}. Their latencies join the
-    run's deliveries; their troubles its errors.
+    Wait for the sinks to end; their L{Totals}. Their troubles join the
+    run's errors.
     """
     from twisted.internet.defer import gatherResults
 
@@ -265,7 +260,6 @@ async def collect(run, sinks):
         last = max(last, result["last"])
         cpu += result["cpu_s"]
         pings += result["pings"]
-        run.deliveries.extend(result["latencies"])
         if result["others"]:
             run.errors.append(f"{result['others']} lines a sink received were not bench"
                               f" messages, e.g. {' | '.join(result['sample'])}")

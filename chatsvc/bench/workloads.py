@@ -147,6 +147,7 @@ async def _measureSending(run, senderClients, receivers, count, window, payload,
     metrics["echo_max_sent_at_s"] = None if worst is None else round(worst / 1e6, 3)
     if fanout:
         metrics.update(latencies("delivery", run.deliveries))
+        metrics["delivery_timed"] = len(run.deliveries)  # the probes' and senders' copies
     metrics.update(_cpu(cpu0, cpu1, elapsed))
     if fanout:
         metrics["server_us_per_line"] = serverMicrosPerLine(metrics, elapsed, lines)
