@@ -48,6 +48,14 @@ class Left:
 
 
 @dataclass(frozen=True)
+class MadeWay:
+    """
+    A connection that had not chosen a name yet was the longest waiting when
+    a new one arrived with every such place taken: it is closed.
+    """
+
+
+@dataclass(frozen=True)
 class Whispered:
     sender: str
     recipient: str

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from chatsvc import errors
-from chatsvc.events import Arrival, Joined, Left, Page, Said, Whispered
+from chatsvc.events import Arrival, Joined, Left, MadeWay, Page, Said, Whispered
 from chatsvc.settings import Settings
 from chatsvc.store import Message, RoomRecord
 from chatsvc.text import clean
@@ -87,6 +87,7 @@ class Lobby(service.Service):
         self.clock = clock  # time stamps here; timeouts and flood control in front doors
         self._now = clock.seconds
         self.users = set()  # every connection, named or not
+        self._unnamed = {}  # User -> None: connections choosing a name, oldest first
         self.names = {}  # casefolded name -> User
         self.rooms = {}  # casefolded room name -> Room
         self._creating = set()  # room keys being stored right now
@@ -117,11 +118,22 @@ class Lobby(service.Service):
     # Arriving and leaving
 
     def connect(self, mind) -> User:
-        """A new connection: its User, or L{errors.ServerFull}."""
-        if len(self.users) >= self.settings.max_clients:
-            raise errors.ServerFull(self.settings.max_clients)
+        """
+        A new connection: its User, or L{errors.ServerFull} when C{max_clients}
+        users are online. Up to as many connections may be choosing a name
+        besides; past that the one that has waited longest makes way, so
+        connections that never choose a name cannot keep users out.
+        """
+        limit = self.settings.max_clients
+        if len(self.names) >= limit:
+            raise errors.ServerFull(limit)
+        if len(self._unnamed) >= limit:
+            oldest = next(iter(self._unnamed))
+            self.disconnect(oldest)
+            self._tell(oldest, MadeWay())
         user = User(mind)
         self.users.add(user)
+        self._unnamed[user] = None
         return user
 
     def disconnect(self, user: User):
@@ -130,9 +142,12 @@ class Lobby(service.Service):
         if user.name is not None and self.names.get(user.name.casefold()) is user:
             del self.names[user.name.casefold()]
         self.users.discard(user)
+        self._unnamed.pop(user, None)
 
     def chooseName(self, user: User, requested: str) -> str:
         """Give C{user} the name asked for, or the next free C{Guest<N>} for ''."""
+        if len(self.names) >= self.settings.max_clients:  # it filled up meanwhile
+            raise errors.ServerFull(self.settings.max_clients)
         name = clean(requested).strip()
         if not name:
             name = self._guestName()
@@ -142,6 +157,7 @@ class Lobby(service.Service):
             raise errors.NameTaken(name)
         user.name = name
         self.names[name.casefold()] = user
+        self._unnamed.pop(user, None)
         return name
 
     def _guestName(self) -> str:
@@ -292,12 +308,16 @@ class Lobby(service.Service):
             raise errors.EmptyMessage()
         event = Whispered(user.name, recipient.name, text)
         if recipient is not user:
-            try:
-                recipient.mind.deliver(event)
-            except Exception:
-                self.log.failure("Delivery to {user} failed", user=recipient)
-                recipient.mind.disconnect("delivery failed")
+            self._tell(recipient, event)
         return event
+
+    def _tell(self, user, event):
+        """Deliver C{event} to one user; a broken client is disconnected, not raised."""
+        try:
+            user.mind.deliver(event)
+        except Exception:
+            self.log.failure("Delivery to {user} failed", user=user)
+            user.mind.disconnect("delivery failed")
 
     def history(self, user: User, room: Room, count=None) -> Deferred:
         """

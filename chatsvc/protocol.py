@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from chatsvc import errors, wording
 from chatsvc.commands import Chat, parse
-from chatsvc.events import IChatClient, Said
+from chatsvc.events import IChatClient, MadeWay, Said
 from chatsvc.flow import OutputGuard, TokenBucket
 from chatsvc.text import clean
 
@@ -375,6 +375,10 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             self._write(data)
         else:
             self.line(wording.event(event))
+            if type(event) is MadeWay:
+                self.log.info("{peer} made way for a newer connection",
+                              peer=self.transport.getPeer())
+                self._close()
 
     def disconnect(self, reason):
         self.log.info("Disconnecting {user}: {reason}", user=self.user, reason=reason)

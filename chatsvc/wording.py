@@ -7,7 +7,7 @@ the protocol decides when and how fast they are sent.
 import time
 
 from chatsvc.commands import helpLines
-from chatsvc.events import Joined, Left, Whispered
+from chatsvc.events import Joined, Left, MadeWay, Whispered
 from chatsvc.text import plural
 
 NAME_PROMPT = "Enter your screen name:"
@@ -25,7 +25,7 @@ def said(messages) -> bytes:
 
 
 def event(happened) -> str:
-    """A join, a leave or a private message, as one line."""
+    """A join, a leave, a private message or a closing, as one line."""
     if type(happened) is Joined:
         return f"* {happened.name} joined {happened.room}"
     if type(happened) is Left:
@@ -33,6 +33,9 @@ def event(happened) -> str:
         return f"* {happened.name} left {happened.room}{gone}"
     if type(happened) is Whispered:
         return f"<- {happened.sender}: {happened.text}"
+    if type(happened) is MadeWay:
+        return ("! You did not choose a screen name, and a newer connection needed"
+                " your place. Goodbye.")
     raise TypeError(f"no wording for {happened!r}")
 
 

@@ -2,6 +2,7 @@
 
 from twisted.trial.unittest import TestCase
 
+from chatsvc import wording
 from chatsvc.commands import COMMANDS
 from tests.support import NOW_STAMP, makeServer
 
@@ -72,19 +73,18 @@ class NamingTests(TestCase):
 class ServerFullTests(TestCase):
     def test_refusedWhenFull(self):
         lobby, connect = makeServer(max_clients=2)
-        alice, unnamed = connect("alice"), connect()
+        alice, bob = connect("alice"), connect("bob")
         third = connect()
         self.assertEqual(third.read(), ["! The server is full: it holds 2 users. Try again later."])
         self.assertTrue(third.transport.disconnecting)
         third.close()
         self.assertFalse(alice.transport.disconnecting)
-        self.assertFalse(unnamed.transport.disconnecting)
         alice.send("who")
-        self.assertEqual(alice.read(), ["* Online (1): alice. You are in the Lobby."])
+        self.assertEqual(alice.read(), ["* Online (2): alice, bob. You are in the Lobby."])
 
     def test_defaultIsTen(self):
         lobby, connect = makeServer()
-        sessions = [connect() for _ in range(10)]
+        sessions = [connect(f"user{i}") for i in range(10)]
         self.assertFalse(any(s.transport.disconnecting for s in sessions))
         self.assertTrue(connect().transport.disconnecting)
 
@@ -92,6 +92,41 @@ class ServerFullTests(TestCase):
         lobby, connect = makeServer(max_clients=1)
         connect("alice").close()
         self.assertFalse(connect().transport.disconnecting)
+
+    def test_silentConnectionsDoNotKeepUsersOut(self):
+        """
+        Connections that never choose a name take no user's place: past
+        max_clients of them, the one that has waited longest makes way.
+        """
+        lobby, connect = makeServer(max_clients=2)
+        first, second = connect(), connect()
+        first.read()  # the welcome
+        newcomer = connect()
+        self.assertEqual(first.read(), ["! You did not choose a screen name, and a newer"
+                                        " connection needed your place. Goodbye."])
+        self.assertTrue(first.transport.disconnecting)
+        self.assertFalse(second.transport.disconnecting)
+        newcomer.send("carol")
+        self.assertIn("* Welcome, carol. You are in the Lobby. Commands:", newcomer.read())
+        first.send("alice")  # too late: nothing is read from a closing connection
+        first.close()
+        newcomer.send("who")
+        self.assertEqual(newcomer.read(), ["* Online (1): carol. You are in the Lobby."])
+
+    def test_nameRefusedWhenFullMeanwhile(self):
+        """The server filled up while this one was choosing: refused, and asked again."""
+        lobby, connect = makeServer(max_clients=2)
+        alice, waiting = connect("alice"), connect()
+        connect("bob")
+        waiting.read()  # the welcome
+        waiting.send("carol")
+        self.assertEqual(waiting.read(), [
+            "! The server is full: it holds 2 users. Try again later.",
+            "* " + wording.NAME_PROMPT])
+        self.assertFalse(waiting.transport.disconnecting)
+        alice.close()
+        waiting.send("carol")
+        self.assertIn("* Welcome, carol. You are in the Lobby. Commands:", waiting.read())
 
 
 class RoomTests(TestCase):
