@@ -336,6 +336,18 @@ class PlotTests(TestCase):
         [only] = plot.series(records, sinks=1)
         self.assertEqual(only.rows("lines_per_s"), [(10, 5000, 5000, 5000, 1)])
 
+    def test_serverArgsApart(self):
+        """A server started with --server-arg values is a line of its own, named by them."""
+        path = self.records()
+        with open(path, "a") as f:
+            record = _record("chatsvc", 10, 7000, 2.0)
+            record["server"]["extra"] = ["--durability=crash"]
+            f.write(json.dumps(record) + "\n")
+        found = plot.series(plot.load([path]))
+        self.assertEqual([s.server for s in found],
+                         ["chatsvc", "chatsvc --durability=crash", "ngircd"])
+        self.assertEqual(found[1].rows("lines_per_s"), [(10, 7000, 7000, 7000, 1)])
+
     def test_writesPng(self):
         if importlib.util.find_spec("matplotlib") is None:
             raise SkipTest("matplotlib is not installed (the optional extra 'plot')")

@@ -421,7 +421,8 @@ class ChatsvcTarget:
         return ServerProcess(reactor, db, max_clients, workdir, extra)
 
     def describe(self, server):
-        return {"args": serverCommand(server.db, server.max_clients, server.extra)[3:]}
+        return {"args": serverCommand(server.db, server.max_clients, server.extra)[3:],
+                "extra": list(server.extra)}  # --server-arg: plotted as a server of its own
 
 
 class NgircdTarget:

@@ -39,11 +39,13 @@ def addParser(sub):
 
 
 def serverOf(record):
-    """Which server a run measured: the bench's label, else the protocol."""
-    kind = (record.get("server") or {}).get("kind")
-    if kind:
-        return kind
-    return record.get("params", {}).get("protocol", "chatsvc")
+    """
+    Which server a run measured: the bench's label, else the protocol; with
+    the --server-arg values it was started with, e.g. "chatsvc --durability=crash".
+    """
+    server = record.get("server") or {}
+    kind = server.get("kind") or record.get("params", {}).get("protocol", "chatsvc")
+    return " ".join([kind, *server.get("extra", ())])
 
 
 def load(paths):
