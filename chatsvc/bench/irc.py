@@ -51,6 +51,7 @@ from chatsvc.bench.workloads import (
     Connections,
     Fanout,
     _cpu,
+    _lastLine,
     _rate,
     serverMicrosPerLine,
 )
@@ -266,7 +267,7 @@ class IrcFanout(Fanout):
         if far.cpu_s and cpu1[2] is not None:  # the sinks' CPU is the bench's too
             cpu1 = (cpu1[0], cpu1[1], cpu1[2] + far.cpu_s, cpu1[3])
         tallies = [c.tally for c in everyone]
-        elapsed = max([t.last for t in tallies] + [far.last]) / 1e6
+        elapsed = _lastLine(everyone, far) / 1e6
         messages = sum(s.acked for s in senders)
         lines = sum(t.lines for t in tallies) + far.lines
         others = sum(t.others for t in tallies)

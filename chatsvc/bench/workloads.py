@@ -127,7 +127,7 @@ async def _measureSending(run, senderClients, receivers, count, window, payload,
     far = await sink.collect(run, sinks) if sinks else sink.NOTHING
     if far.cpu_s and cpu1[2] is not None:  # the sinks' CPU is the bench's too
         cpu1 = (cpu1[0], cpu1[1], cpu1[2] + far.cpu_s, cpu1[3])
-    elapsed = max([c.tally.last for c in everyone] + [far.last]) / 1e6
+    elapsed = _lastLine(everyone, far) / 1e6
     messages = sum(s.acked for s in senders)
     lines = sum(c.tally.lines for c in everyone) + far.lines
     marked = sum(c.tally.messages for c in everyone) + far.messages
@@ -152,6 +152,16 @@ async def _measureSending(run, senderClients, receivers, count, window, payload,
     if fanout:
         metrics["server_us_per_line"] = serverMicrosPerLine(metrics, elapsed, lines)
     return metrics, complete
+
+
+def _lastLine(timed, far):
+    """
+    When the run's last line arrived (run clock): at the clients the bench
+    reads at once. A sink reads up to sink.READ_EVERY late, so its time
+    counts only when the bench reads no one itself.
+    """
+    last = [c.tally.last for c in timed]
+    return max(last) if last else far.last
 
 
 def serverMicrosPerLine(metrics, elapsed, lines):
