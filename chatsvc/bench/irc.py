@@ -34,26 +34,21 @@ import subprocess
 import tempfile
 import time
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred
 
-from chatsvc.bench import report, sink
+from chatsvc.bench import report
 from chatsvc.bench.client import (
     DIALECTS,
     BenchClient,
     Native,
-    Sender,
     Tally,
-    newSamples,
 )
-from chatsvc.bench.report import latencies
 from chatsvc.bench.server import BenchError, ServerProcess, serverCommand
 from chatsvc.bench.workloads import (
     Connections,
+    Counting,
     Fanout,
-    _cpu,
-    _lastLine,
-    _rate,
-    serverMicrosPerLine,
+    _measureSending,
 )
 
 SYNC_TOKEN = "chatsvc-bench-sync"
@@ -231,66 +226,53 @@ class IrcFanout(Fanout):
         return {**super().params(), "protocol": "irc", "ack": "witness"}
 
     async def measureSending(self, run, senderClients, receivers):
-        count = self.messages
-        run.clock = type(run.clock)()  # the epoch of the measurement
-        run.deliveries = newSamples()
+        return await _measureSending(run, senderClients, receivers, self.messages,
+                                     self.window, self.payload, fanout=True,
+                                     counting=IrcCounting)
+
+
+class IrcCounting(Counting):
+    """
+    Counting over IRC: a sender gets every message but its own, and its
+    window is released by its witness (which stays in the bench); a PING is
+    answered and not counted, any other line is an error of the run.
+    """
+
+    acks = "witnessed"
+
+    def __init__(self, run, senders, senderClients, receivers, fanout):
+        super().__init__(run, senders, senderClients, receivers, fanout)
         everyone = senderClients + receivers
-        total = len(senderClients) * count
-        senders = [Sender(run, client, sid, count, self.window, self.payload)
-                   for sid, client in enumerate(senderClients, 1)]
-        witnessed = {id(client): {} for client in everyone}
+        self.expectedLines = self.total * (len(everyone) - 1)
+        self.witnessed = {id(client): {} for client in everyone}
         for sender in senders:
             if receivers:
                 witness = receivers[(sender.sid - 1) % len(receivers)]
             else:
                 witness = senderClients[sender.sid % len(senderClients)]
-            witnessed[id(witness)][b"%d" % sender.sid] = sender
-        expectedLines = total * (len(everyone) - 1)
-        witnesses = {id(c) for c in everyone if witnessed[id(c)]}
-        receivers, moved = sink.split(run, receivers, witnesses)  # --sinks
-        everyone = senderClients + receivers
-        for client in senderClients:  # a sender sees every message but its own
-            client.startCounting(IrcTally(run, client, total - count, witnessed[id(client)]))
-        for client in receivers:
-            client.startCounting(IrcTally(run, client, total, witnessed[id(client)]))
-        sinks = await sink.offload(run.reactor, run, moved, total, run.sinks) if moved else []
-        run.progress = lambda: (
-            f"{sum(s.acked for s in senders):,}/{total:,} witnessed, "
-            f"{sum(c.tally.lines for c in everyone):,}/{expectedLines:,} lines")
-        cpu0 = run.cpu()
-        for sender in senders:
-            sender.start()
-        complete = await run.race(gatherResults([c.tally.done for c in everyone]
-                                                + [s.done for s in sinks]))
-        cpu1 = run.cpu()
-        far = await sink.collect(run, sinks) if sinks else sink.NOTHING
-        if far.cpu_s and cpu1[2] is not None:  # the sinks' CPU is the bench's too
-            cpu1 = (cpu1[0], cpu1[1], cpu1[2] + far.cpu_s, cpu1[3])
-        tallies = [c.tally for c in everyone]
-        elapsed = _lastLine(everyone, far) / 1e6
-        messages = sum(s.acked for s in senders)
-        lines = sum(t.lines for t in tallies) + far.lines
+            self.witnessed[id(witness)][b"%d" % sender.sid] = sender
+        self.pinned = {id(c) for c in everyone if self.witnessed[id(c)]}
+
+    def startSenders(self, senderClients):
+        mine = self.senders[0].count
+        for client in senderClients:
+            client.startCounting(IrcTally(self.run, client, self.total - mine,
+                                          self.witnessed[id(client)]))
+
+    def startReceiver(self, client):
+        client.startCounting(IrcTally(self.run, client, self.total,
+                                      self.witnessed[id(client)]))
+
+    def check(self, tallies, far, lines):
         others = sum(t.others for t in tallies)
         if others:
             sample = [line for t in tallies for line in t.sample][:3]
-            run.errors.append(f"{others} received lines were neither bench messages nor"
-                              f" PINGs, e.g. {' | '.join(sample)}")
-        if lines < expectedLines:
-            run.errors.append(f"{expectedLines - lines} of {expectedLines} lines did not arrive")
-        metrics = {"messages": messages, "messages_expected": total,
-                   "lines": lines, "lines_expected": expectedLines,
-                   "elapsed_s": round(elapsed, 3), "msgs_per_s": _rate(messages, elapsed),
-                   "lines_per_s": _rate(lines, elapsed)}
-        metrics.update(latencies("echo", run.echoes))  # here: the witness's copy
-        worst = max((s.worst for s in senders), default=(-1, None))[1]
-        metrics["echo_max_sent_at_s"] = None if worst is None else round(worst / 1e6, 3)
-        metrics.update(latencies("delivery", run.deliveries))
-        metrics["delivery_timed"] = len(run.deliveries)  # the probes' and senders' copies
-        metrics.update(_cpu(cpu0, cpu1, elapsed))
-        metrics["server_us_per_line"] = serverMicrosPerLine(metrics, elapsed, lines)
-        metrics["pings_answered"] = sum(t.pings for t in tallies) + far.pings + sum(
-            getattr(c, "pings", 0) for c in everyone)
-        return metrics, complete
+            self.run.errors.append(f"{others} received lines were neither bench messages nor"
+                                   f" PINGs, e.g. {' | '.join(sample)}")
+
+    def more(self, tallies, far, everyone):
+        return {"pings_answered": sum(t.pings for t in tallies) + far.pings + sum(
+            getattr(c, "pings", 0) for c in everyone)}
 
 
 def ircWorkload(workload):

@@ -100,23 +100,56 @@ class Fanout(Workload):
                                      self.window, self.payload, fanout=True)
 
 
-async def _measureSending(run, senderClients, receivers, count, window, payload, fanout):
+class Counting:
+    """
+    How the clients of a sending run count what they receive, natively: each
+    sender's window is released by its own echo, and every line is a bench
+    message. L{chatsvc.bench.irc.IrcCounting} is the IRC way.
+    """
+
+    acks = "echoes"
+
+    def __init__(self, run, senders, senderClients, receivers, fanout):
+        self.run, self.senders, self.fanout = run, senders, fanout
+        total = sum(s.count for s in senders)
+        self.total = total
+        self.expectedLines = (total * (len(senderClients) + len(receivers)) if fanout
+                              else total)
+        self.pinned = ()  # receivers that must stay in the bench (not go to a sink)
+
+    def startSenders(self, senderClients):
+        expected = self.total if self.fanout else self.senders[0].count
+        for sender, client in zip(self.senders, senderClients):
+            client.startCounting(Tally(self.run, expected, sender))
+
+    def startReceiver(self, client):
+        client.startCounting(Tally(self.run, self.total))
+
+    def check(self, tallies, far, lines):
+        marked = sum(t.messages for t in tallies) + far.messages
+        if lines != marked:
+            self.run.errors.append(f"{lines - marked} received lines were not bench messages")
+
+    def more(self, tallies, far, everyone):
+        return {}
+
+
+async def _measureSending(run, senderClients, receivers, count, window, payload, fanout,
+                          counting=Counting):
     run.clock = type(run.clock)()  # the epoch of the measurement
     run.deliveries = type(run.deliveries)("q")
-    total = len(senderClients) * count
-    senders = []
-    for sid, client in enumerate(senderClients, 1):
-        sender = Sender(run, client, sid, count, window, payload)
-        senders.append(sender)
-        client.startCounting(Tally(run, total if fanout else count, sender))
-    expectedLines = total * (len(senderClients) + len(receivers)) if fanout else total
-    receivers, moved = sink.split(run, receivers)  # --sinks: some read by other processes
+    senders = [Sender(run, client, sid, count, window, payload)
+               for sid, client in enumerate(senderClients, 1)]
+    how = counting(run, senders, senderClients, receivers, fanout)
+    total, expectedLines = how.total, how.expectedLines
+    how.startSenders(senderClients)
+    receivers, moved = sink.split(run, receivers, how.pinned)  # --sinks: counted elsewhere
     for client in receivers:
-        client.startCounting(Tally(run, total))
+        how.startReceiver(client)
     sinks = await sink.offload(run.reactor, run, moved, total, run.sinks) if moved else []
     everyone = senderClients + receivers
     run.progress = lambda: (
-        f"{sum(s.acked for s in senders):,}/{total:,} echoes, "
+        f"{sum(s.acked for s in senders):,}/{total:,} {how.acks}, "
         f"{sum(c.tally.lines for c in everyone):,}/{expectedLines:,} lines")
     cpu0 = run.cpu()
     for sender in senders:
@@ -127,12 +160,11 @@ async def _measureSending(run, senderClients, receivers, count, window, payload,
     far = await sink.collect(run, sinks) if sinks else sink.NOTHING
     if far.cpu_s and cpu1[2] is not None:  # the sinks' CPU is the bench's too
         cpu1 = (cpu1[0], cpu1[1], cpu1[2] + far.cpu_s, cpu1[3])
+    tallies = [c.tally for c in everyone]
     elapsed = _lastLine(everyone, far) / 1e6
     messages = sum(s.acked for s in senders)
-    lines = sum(c.tally.lines for c in everyone) + far.lines
-    marked = sum(c.tally.messages for c in everyone) + far.messages
-    if lines != marked:
-        run.errors.append(f"{lines - marked} received lines were not bench messages")
+    lines = sum(t.lines for t in tallies) + far.lines
+    how.check(tallies, far, lines)
     if lines < expectedLines:
         run.errors.append(f"{expectedLines - lines} of {expectedLines} lines did not arrive")
     metrics = {"messages": messages, "messages_expected": total}
@@ -141,7 +173,7 @@ async def _measureSending(run, senderClients, receivers, count, window, payload,
     metrics.update({"elapsed_s": round(elapsed, 3), "msgs_per_s": _rate(messages, elapsed)})
     if fanout:
         metrics["lines_per_s"] = _rate(lines, elapsed)
-    metrics.update(latencies("echo", run.echoes))
+    metrics.update(latencies("echo", run.echoes))  # over IRC: the witness's copy
     worst = max((s.worst for s in senders), default=(-1, None))[1]
     # Tells a warm-up outlier (near 0) from one in the middle of the run.
     metrics["echo_max_sent_at_s"] = None if worst is None else round(worst / 1e6, 3)
@@ -151,6 +183,7 @@ async def _measureSending(run, senderClients, receivers, count, window, payload,
     metrics.update(_cpu(cpu0, cpu1, elapsed))
     if fanout:
         metrics["server_us_per_line"] = serverMicrosPerLine(metrics, elapsed, lines)
+    metrics.update(how.more(tallies, far, everyone))
     return metrics, complete
 
 
