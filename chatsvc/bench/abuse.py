@@ -31,20 +31,24 @@ import shutil
 import socket
 import sqlite3
 import statistics
-import struct
 import sys
 import tempfile
 import time
 
-from twisted.internet import endpoints, tcp
+from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import ClientFactory, Factory
+from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 from twisted.python import usage
-from zope.interface import implementer
 
 from chatsvc.bench import report
+from chatsvc.bench.abusers import (
+    FLOOD_MARKER,
+    Flooder,
+    NonReaderWatch,
+    OneClient,
+    SocketOptionsConnector,
+)
 from chatsvc.bench.client import DIALECTS, BenchClient, Tally
 from chatsvc.bench.report import latencies
 from chatsvc.bench.run import Run
@@ -58,11 +62,9 @@ from chatsvc.bench.server import (
 from chatsvc.bench.workloads import Workload, _cpu
 
 PHASES = (("alone", "without abusers"), ("abused", "with abusers"))
-FLOOD_MARKER = re.compile(rb"^<[^>\n]*> F(\d+)\.(\d+)", re.MULTILINE)
 # protocol.py's warning when a client that does not read is disconnected.
 _OVERFLOW = re.compile(rb"Disconnecting <User ([^>\s]+)> from .*?: (\d+) bytes wait to be"
                        rb" sent, over the limit of (\d+)")
-_TCP_CLOSED = {7, 8, 9}  # TCP_CLOSE, TCP_CLOSE_WAIT, TCP_LAST_ACK (linux/tcp_states.h)
 
 
 # The servers: default limits, and their warnings watched.
@@ -223,131 +225,6 @@ class UserTally(Tally):
 
 # The abusers
 
-@implementer(IPushProducer)
-class Flooder:
-    """
-    Writes C{count} lines into its room as fast as its socket takes them: a
-    streaming producer, so at most one batch more than the transport's own
-    buffer waits in this process. Counts its echoes (C{F<seq>.<T>}) as they come.
-    """
-
-    BATCH = 32  # lines per write
-
-    def __init__(self, client, count, payload, clock):
-        self.client = client
-        self.count = count
-        self.payload = payload
-        self.clock = clock
-        self.filler = b"x" * payload
-        self.written = 0
-        self.paused = True
-        self.stopped = False
-        self.echoTimes = []  # run clock, µs, one per echo in order
-        self.outOfOrder = 0
-        self.tail = b""
-        self.lines = 0
-        self.last = 0
-        self.done = Deferred()  # Tally interface, never waited for
-
-    def begin(self):
-        self.client.transport.registerProducer(self, True)
-        self.resumeProducing()
-
-    def resumeProducing(self):
-        self.paused = False
-        while not self.paused and not self.stopped and self.written < self.count:
-            lines = []
-            for _ in range(min(self.BATCH, self.count - self.written)):
-                self.written += 1
-                marker = b"F%d.%d" % (self.written, self.clock())
-                lines.append(marker + self.filler[len(marker):] + b"\n")
-            self.client.transport.write(b"".join(lines))  # may pause us
-
-    def pauseProducing(self):
-        self.paused = True
-
-    def stopProducing(self):
-        self.stopped = True
-
-    def unsent(self):
-        """Lines written but still in this process's transport buffer (not in the kernel)."""
-        t = self.client.transport
-        if t is None:
-            return 0
-        buffered = len(t.dataBuffer) - getattr(t, "offset", 0) + getattr(t, "_tempDataLen", 0)
-        return min(self.written, -(-max(0, buffered) // (self.payload + 1)))
-
-    def feed(self, data):  # as the client's tally
-        now = self.clock()
-        whole = self.tail + data
-        end = whole.rfind(b"\n") + 1
-        self.tail = whole[end:]
-        if not end:
-            return
-        self.lines += whole.count(b"\n", 0, end)
-        self.last = now
-        for seq, _sent in FLOOD_MARKER.findall(whole, 0, end):
-            self.echoTimes.append(now)
-            if int(seq) != len(self.echoTimes):
-                self.outOfOrder += 1
-
-    def rateAfterBurst(self, burst):
-        """Echoes a second after the first C{burst} ones (None if too few)."""
-        times = self.echoTimes
-        if len(times) < burst + 2:
-            return None
-        span = (times[-1] - times[burst - 1]) / 1e6
-        return round((len(times) - burst) / span, 2) if span > 0 else None
-
-
-class _SocketOptionsClient(tcp.Client):
-    """A TCP client whose socket gets options before it connects (MSS, receive buffer)."""
-
-    def createInternetSocket(self):
-        s = super().createInternetSocket()
-        for level, name, value in self.connector.socketOptions:
-            s.setsockopt(level, name, value)
-        return s
-
-
-class _SocketOptionsConnector(tcp.Connector):
-    def __init__(self, host, port, factory, timeout, reactor, socketOptions):
-        super().__init__(host, port, factory, timeout, None, reactor)
-        self.socketOptions = socketOptions
-
-    def _makeTransport(self):
-        return _SocketOptionsClient(self.host, self.port, self.bindAddress, self, self.reactor)
-
-
-class _OneClient(ClientFactory):
-    def __init__(self, make):
-        self.make = make
-        self.connected = Deferred()
-
-    def buildProtocol(self, addr):
-        client = self.make()
-        client.factory = self
-        made = client.connectionMade
-
-        def connectionMade():
-            made()
-            self.connected.callback(client)
-        client.connectionMade = connectionMade
-        return client
-
-    def clientConnectionFailed(self, connector, reason):
-        self.connected.errback(reason)
-
-
-def tcpState(client):
-    """The kernel's TCP state of a client's socket (1: established), or None."""
-    try:
-        info = client.transport.getHandle().getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
-    except (OSError, AttributeError):
-        return None
-    return struct.unpack("B", info[:1])[0]
-
-
 # The workload
 
 class Abuse(Workload):
@@ -438,7 +315,7 @@ class Abuse(Workload):
             flooder = Flooder(abusers["flooder"], self.floodLines, self.abuserPayload, run.clock)
             abusers["flooder"].startCounting(flooder)
         pacer = Pacer(run.reactor, senders, self.rate)
-        watch = _NonReaderWatch(abusers.get("nonreader"), users[0]) if abused else None
+        watch = NonReaderWatch(abusers.get("nonreader"), users[0]) if abused else None
         run.progress = lambda: (
             f"{'with' if abused else 'without'} abusers:"
             f" {sum(c.tally.messages for c in users):,}/{expected * self.users:,} deliveries"
@@ -499,8 +376,8 @@ class Abuse(Workload):
             options.append((socket.IPPROTO_TCP, socket.TCP_MAXSEG, self.mss))
 
         async def connect(name):
-            factory = _OneClient(lambda: BenchClient(run.dialect, name))
-            _SocketOptionsConnector(run.host, run.port, factory, 30, run.reactor,
+            factory = OneClient(lambda: BenchClient(run.dialect, name))
+            SocketOptionsConnector(run.host, run.port, factory, 30, run.reactor,
                                     options).connect()
             client = await factory.connected
             run.clients.append(client)
@@ -619,43 +496,6 @@ class Abuse(Workload):
             if len(seqs) < metrics["flood_echoed"]:
                 run.errors.append(f"{metrics['flood_echoed']} flooder lines were echoed but"
                                   f" only {len(seqs)} stored")
-
-
-class _NonReaderWatch:
-    """
-    Polls the non-reader's socket: when the server drops it (RST) the kernel
-    says so (TCP_INFO) even though the bench reads nothing from it.
-    """
-
-    def __init__(self, client, witness):
-        self.client = client
-        self.witness = witness  # a normal user: it is sent what the room sends
-        self.closed = Deferred()
-        self.closedAt = None
-        self.bytesAt = None
-        self.start = witness.bytesReceived
-        self._loop = LoopingCall(self._poll)
-
-    def begin(self):
-        self.start = self.witness.bytesReceived
-        self._loop.start(0.05)
-
-    def _poll(self):
-        state = tcpState(self.client)
-        if state is None or state in _TCP_CLOSED:
-            self.closedAt = time.perf_counter()
-            self.bytesAt = self.witness.bytesReceived
-            self.stop()
-            self.closed.callback(None)
-
-    def stop(self):
-        if self._loop.running:
-            self._loop.stop()
-
-    def bytesItsWay(self):
-        """Bytes the room sent since it stopped reading (as a normal user received them)."""
-        end = self.bytesAt if self.bytesAt is not None else self.witness.bytesReceived
-        return end - self.start
 
 
 # The runs
