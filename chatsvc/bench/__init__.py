@@ -1,12 +1,13 @@
 """
-chatsvc-bench: drives a real chatsvc server over TCP from one process and
-measures it (workloads fanout, join, store and connections).
+chatsvc-bench: drives a real chatsvc server (or ngircd) over TCP and measures
+it (workloads fanout, join, store, connections and abuse).
 
 Modules: L{cli} (the command line), L{run} (one run's clients and deadline),
 L{workloads}, L{client} (the cheap client and the wire dialect), L{server}
 (the server subprocess, /proc readings, preloading), L{report}, L{irc} (the
 IRC dialect and ngircd, for ``--protocol irc`` and ``--servers``), L{sink}
-(helper processes for ``--sinks``) and L{plot} (``chatsvc-bench plot``).
+(the process that counts most fanout receivers, ``--sinks``), L{abuse} and
+L{abusers} (``chatsvc-bench abuse``) and L{plot} (``chatsvc-bench plot``).
 """
 
 from chatsvc.bench.cli import main
