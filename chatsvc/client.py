@@ -1,7 +1,8 @@
 """
 The chatsvc client: C{chatsvc-client [HOST] [PORT]} and C{twistd -n
 chatclient --server tcp:HOST:PORT}. The command line and the service; the
-session is L{chatsvc.clientproto}, the terminal front end L{chatsvc.clientterm}.
+session is L{chatsvc.clientproto}, the front ends L{chatsvc.clientterm} (a
+terminal) and L{chatsvc.clientpipe} (pipes and scripts).
 """
 
 import os
@@ -25,7 +26,8 @@ from twisted.python.components import Componentized
 from twisted.python.logfile import LogFile
 
 import chatsvc
-from chatsvc.clientproto import ChatClient, PipeDisplay
+from chatsvc.clientpipe import PipeDisplay
+from chatsvc.clientproto import ChatClient
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000

@@ -1,22 +1,20 @@
 """
 The client's side of the chatsvc line protocol (see protocol.md): the
-connection to the server, one person's session across reconnections, and the
-plain front end used when stdin or stdout is not a terminal.
+connection to the server and one person's session across reconnections.
 
-A front end (L{PipeDisplay} here, L{chatsvc.clientterm.TerminalDisplay} for a
-terminal) shows lines and feeds typed lines to L{ChatClient}; it provides
+A front end (L{chatsvc.clientpipe.PipeDisplay} for pipes and scripts,
+L{chatsvc.clientterm.TerminalDisplay} for a terminal) shows lines and feeds typed lines to L{ChatClient}; it provides
 C{start(client)}, C{serverConnected()}, C{show(line)}, C{status(text, problem)},
 C{changed()} and C{stop()} (which returns a Deferred).
 """
 
-import os
 import re
 from collections import Counter, deque
 
 from twisted.internet import error
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import (
-    IHalfCloseableProtocol, IHandshakeListener, INegotiated, ITCPTransport)
+    IHandshakeListener, INegotiated, ITCPTransport)
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -502,74 +500,3 @@ class ChatClient:
         self.finished.callback(code)
         for waiter in waiters:
             waiter.callback(None)
-
-
-@implementer(IHalfCloseableProtocol)
-class PipeDisplay(LineReceiver):
-    """
-    Plain lines in and out, for pipes and scripts: stdout gets the server's
-    lines and the client's own status lines, stderr gets the one line that
-    says why the client failed. End of input says C{quit}.
-    """
-
-    delimiter = b"\n"
-    MAX_LENGTH = 1 << 20
-
-    def __init__(self, stdio=None, errors=None):
-        self._stdio = stdio  # makes the stdio transport; tests pass their own
-        self._errors = errors or (lambda data: os.write(2, data))
-        self._closed = Deferred()
-        self._outputGone = False
-        self.client = None
-
-    def start(self, client):
-        self.client = client
-        if self._stdio is None:
-            from twisted.internet import stdio
-            stdio.StandardIO(self)
-        else:
-            self._stdio(self)
-
-    def connectionMade(self):
-        self.transport.pauseProducing()  # read nothing before the connection is up
-
-    def serverConnected(self):
-        self.transport.resumeProducing()
-
-    def changed(self):
-        pass
-
-    def show(self, line):
-        self.transport.write(line.encode("utf-8") + b"\n")
-
-    def status(self, text, problem=False):
-        if problem:
-            self._errors(text.encode("utf-8") + b"\n")
-        else:
-            self.show(text)
-
-    def lineReceived(self, raw):
-        self.client.lineTyped(raw.rstrip(b"\r").decode("utf-8", "replace"))
-
-    def readConnectionLost(self):
-        if self._buffer:  # a last line without a newline
-            last, self._buffer = self._buffer, b""
-            self.lineReceived(last)
-        self.client.inputEnded()
-
-    def writeConnectionLost(self):
-        self._outputGone = True
-        self.client.leave()  # no one reads what we would show
-
-    def connectionLost(self, reason):
-        if not self._closed.called:
-            self._closed.callback(None)
-        if self.client is not None and not self.client.done:
-            self.client.leave()
-
-    def stop(self):
-        self.transport.loseConnection()  # after what is written reaches stdout
-        if self._outputGone and not self._closed.called:
-            # StandardIO reports no connectionLost once only stdin is left.
-            self._closed.callback(None)
-        return self._closed

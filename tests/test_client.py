@@ -28,9 +28,10 @@ from twisted.trial.unittest import SkipTest, TestCase
 
 import chatsvc
 from chatsvc.client import Options, verifiedTLS
+from chatsvc.clientpipe import PipeDisplay
 from chatsvc.clientproto import (
-    ERROR, GOT_PRIVATE, NOTICE, OTHER, REPLAYED, SAID, SENT_PRIVATE, ChatClient, PipeDisplay,
-    classify, spoken)
+    ERROR, GOT_PRIVATE, NOTICE, OTHER, REPLAYED, SAID, SENT_PRIVATE, ChatClient, classify,
+    spoken)
 from chatsvc.clientterm import PROBLEM, STATUS, render, wantColour
 
 try:
