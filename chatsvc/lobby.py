@@ -93,8 +93,9 @@ class Lobby(service.Service):
         self._creating = set()  # room keys being stored right now
         self._outboxes = []  # rooms with stored messages not broadcast yet
         self._delivered = []  # (Deferred, message): says to confirm once broadcast
-        self._handedIn = 0  # messages given to the store so far (they come back in order)
-        self._holdUntil = None  # broadcast once the message with this number is back
+        self._handedIn = 0  # messages given to the store so far
+        self._returned = 0  # ... and come back from it, stored or not
+        self._holdUntil = None  # broadcast once this many have come back
         self._broadcasting = False  # a broadcast is due at the end of this turn
         self._nextRoomId = 1
         self._guests = 0
@@ -254,29 +255,31 @@ class Lobby(service.Service):
         message = Message(room.id, room.nextSeq, uuid.uuid4().hex, user.name, text,
                           self._now())
         room.nextSeq += 1
-        self._handedIn += 1
         d = self.store.addMessage(message)
-        d.addCallbacks(self._stored, self._notStored, (room, message, self._handedIn),
-                       None, (self._handedIn,))
+        self._handedIn += 1
+        d.addCallbacks(self._stored, self._notStored, (room, message))
         return d
 
-    def _stored(self, _, room, message, number):
+    def _stored(self, _, room, message):
         if not room.outbox:
             self._outboxes.append(room)
         room.outbox.append(message)
         delivered = Deferred()
         self._delivered.append((delivered, message))
-        self._release(number)
+        self._returned += 1
+        self._release()
         return delivered
 
-    def _release(self, number):
+    def _release(self):
         # A broadcast costs one write per member however many messages it
-        # carries. So what is stored waits for the messages already handed to
-        # the store when it came back (at most one more commit), and goes out
-        # with them: under load one broadcast carries several commits' worth.
+        # carries. So what is stored waits for the messages that were already
+        # waiting for the store when it came back (the next commit, unless
+        # thousands wait), and goes out with them: under load one broadcast
+        # carries several commits' worth. Counted, not numbered: a store may
+        # fail a message at once, before earlier ones come back.
         if self._holdUntil is None:
             self._holdUntil = self._handedIn
-        if number >= self._holdUntil:
+        if self._returned >= self._holdUntil:
             self._holdUntil = None
             if self._outboxes and not self._broadcasting:
                 self._broadcasting = True  # at the end of this turn, with what else it stores
@@ -294,8 +297,9 @@ class Lobby(service.Service):
         for d, message in delivered:
             d.callback(message)
 
-    def _notStored(self, failure, number):
-        self._release(number)
+    def _notStored(self, failure):
+        self._returned += 1
+        self._release()
         raise errors.NotStored()
 
     def whisper(self, user: User, name: str, text: str) -> Whispered:

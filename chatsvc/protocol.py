@@ -25,6 +25,7 @@ KERNEL_SEND_BUFFER = 64 * 1024  # Linux doubles it for its own bookkeeping
 PAGE_CHUNK = 16 * 1024  # replay and history go out in pieces this big, as the client reads
 LEGACY_QUIT = b"#quit"  # what the original chatClient.py waits for to leave
 LEAVING = {"create", "join", "leave", "quit"}  # commands that take you out of your room
+CLOSE_GRACE = 10.0  # seconds a connection closed from this side has to go
 
 
 def _socketOf(transport):
@@ -60,8 +61,9 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.guard = None  # bounds what waits to be sent to this client
         self.bucket = None  # bounds how fast this client may send lines
         self._holds = set()  # why reading from this client is paused
-        self._timers = {}  # reason -> DelayedCall: "login", "flood"
-        self._closing = False
+        self._timers = {}  # reason -> DelayedCall: "login", "flood", "close"
+        self._closing = False  # aborted: nothing more is written
+        self._leaving = False  # closed from this side: nothing more is read
         self.legacy = False  # the peer is the original chatClient.py
         self._discarding = False  # skipping the rest of an over-long line
         self._leftover = None  # bytes after an over-long line, still to parse
@@ -112,10 +114,17 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self._close()
 
     def _close(self):
-        """Close from this side, once what is queued has been sent."""
+        """Close from this side, once what is queued has been sent; read nothing more."""
+        if self._leaving:
+            return
+        self._leaving = True
         # A TLS transport starts its shutdown only once no producer is registered.
         self.guard.release()
         self.transport.loseConnection()
+        # A TLS peer that never answers the close alert keeps the connection
+        # open, and Twisted keeps handing us what it sends: cut it off.
+        self._timers["close"] = self.factory.clock.callLater(
+            CLOSE_GRACE, self.transport.abortConnection)
 
     def _overflowed(self, queued):
         if self._closing:
@@ -173,7 +182,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     def lineReceived(self, raw):
         if raw.endswith(b"\r"):
             raw = raw[:-1]
-        if self.user is None:  # refused, and closing
+        if self.user is None or self._leaving:  # refused or closing: nothing more is read
             return
         self.resetTimeout()
         if self.bucket is not None:
@@ -375,9 +384,13 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             self._write(data)
         else:
             self.line(wording.event(event))
-            if type(event) is MadeWay:
+            if type(event) is MadeWay:  # the Lobby has let this user go
                 self.log.info("{peer} made way for a newer connection",
                               peer=self.transport.getPeer())
+                self.user = None
+                login = self._timers.pop("login", None)
+                if login is not None:
+                    login.cancel()
                 self._close()
 
     def disconnect(self, reason):

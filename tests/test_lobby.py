@@ -207,6 +207,25 @@ class LobbyTests(TestCase):
         self.assertEqual(self.successResultOf(said[0]).text, "one")
         self.failureResultOf(said[1], errors.NotStored)
 
+    def test_writeFailingAtOnceReleasesTheHold(self):
+        """
+        A store may fail a message at once, before an earlier one comes back
+        (a closing store does): the earlier one still goes out when stored.
+        """
+        alice, bob = self.named("alice"), self.named("bob")
+        self.successResultOf(self.lobby.createRoom(alice, "kitchen"))
+        self.lobby.join(bob, "kitchen")
+        room = self.lobby.rooms["kitchen"]
+        self.lobby.store.holding = []
+        one = self.lobby.say(alice, room, "one")
+        self.lobby.store.failing = True
+        self.failureResultOf(self.lobby.say(bob, room, "two"), errors.NotStored)
+        self.lobby.store.failing = False
+        self.lobby.store.release()
+        self.lobby.clock.advance(0)
+        self.assertEqual(self.saidTexts(bob), [["one"]])
+        self.assertEqual(self.successResultOf(one).text, "one")
+
     def test_historyCursorMovesBeforeRowsArrive(self):
         alice = self.named("alice")
         self.successResultOf(self.lobby.createRoom(alice, "kitchen"))

@@ -2,7 +2,7 @@
 
 from twisted.trial.unittest import TestCase
 
-from chatsvc import wording
+from chatsvc import protocol, wording
 from chatsvc.commands import COMMANDS
 from tests.support import NOW_STAMP, makeServer
 
@@ -108,10 +108,35 @@ class ServerFullTests(TestCase):
         self.assertFalse(second.transport.disconnecting)
         newcomer.send("carol")
         self.assertIn("* Welcome, carol. You are in the Lobby. Commands:", newcomer.read())
-        first.send("alice")  # too late: nothing is read from a closing connection
-        first.close()
+        first.send("alice")  # too late: nothing more is read from it
+        first.send("create ghosts")
+        self.assertEqual(first.read(), [])
         newcomer.send("who")
         self.assertEqual(newcomer.read(), ["* Online (1): carol. You are in the Lobby."])
+        self.assertEqual(sorted(lobby.names), ["carol"])
+        self.assertEqual(lobby.rooms, {})
+        first.close()
+        self.assertEqual(len(lobby.users), 2)
+
+    def test_closingConnectionIsCutOffIfThePeerNeverGoes(self):
+        """
+        After quit (or a timeout) nothing more is read; a peer that never
+        finishes the close (a TLS client that ignores the close alert) is cut
+        off after CLOSE_GRACE seconds and its name is free again.
+        """
+        lobby, connect = makeServer()
+        alice = connect("alice")
+        alice.send("quit")
+        self.assertEqual(alice.read(), ["* Goodbye, alice."])
+        self.assertTrue(alice.transport.disconnecting)
+        alice.send("create ghosts")
+        self.assertEqual((alice.read(), lobby.rooms), ([], {}))
+        lobby.clock.advance(protocol.CLOSE_GRACE - 0.1)
+        self.assertFalse(alice.transport.disconnected)
+        lobby.clock.advance(0.1)
+        self.assertTrue(alice.transport.disconnected)  # aborted
+        alice.protocol.connectionLost(None)
+        self.assertEqual(lobby.names, {})
 
     def test_nameRefusedWhenFullMeanwhile(self):
         """The server filled up while this one was choosing: refused, and asked again."""

@@ -75,7 +75,7 @@ def _serve(control):
     poller.register(control.fileno(), select.EPOLLIN)
     tails = dict.fromkeys(sockets, b"")
     counts = dict.fromkeys(sockets, 0)
-    lines = messages = others = pings = last = 0
+    lines = messages = others = pings = last = closed = 0
     sample = []
     waiting = len(sockets)
     start = os.times()
@@ -98,9 +98,10 @@ def _serve(control):
                 continue
             except OSError:
                 data = b""
-            if not data:
+            if not data:  # closed by the server before all its lines came
                 group.remove(fd)
                 waiting -= 1
+                closed += 1
                 continue
             if tails[fd]:
                 data = tails[fd] + data
@@ -131,7 +132,7 @@ def _serve(control):
                     waiting -= 1
     times = os.times()
     result = {"lines": lines, "messages": messages, "last": last, "others": others,
-              "sample": sample, "pings": pings,
+              "sample": sample, "pings": pings, "closed": closed,
               "cpu_s": times.user + times.system - start.user - start.system,
               "done": waiting == 0}
     out = os.fdopen(1, "wb")
@@ -245,8 +246,12 @@ def split(run, receivers, pinned=()):
     """
     if not run.sinks or len(receivers) <= run.probes:
         return list(receivers), []
-    step = len(receivers) / run.probes if run.probes else 0
-    keep = {id(receivers[int(i * step)]) for i in range(run.probes)} | set(pinned)
+    # The first and the last in join order among them: the server writes to
+    # the last one last, so the run's end is seen there.
+    last = len(receivers) - 1
+    spread = run.probes - 1
+    keep = {id(receivers[round(i * last / spread) if spread else 0])
+            for i in range(run.probes)} | set(pinned)
     kept = [c for c in receivers if id(c) in keep]
     moved = [c for c in receivers if id(c) not in keep]
     return kept, moved
@@ -270,6 +275,9 @@ async def collect(run, sinks):
         last = max(last, result["last"])
         cpu += result["cpu_s"]
         pings += result["pings"]
+        if result.get("closed"):
+            run.errors.append(f"the server closed {result['closed']} receivers' connections"
+                              " before they had every message")
         if result["others"]:
             run.errors.append(f"{result['others']} lines a sink received were not bench"
                               f" messages, e.g. {' | '.join(result['sample'])}")
