@@ -1,6 +1,9 @@
 """Helpers shared by the tests: a Lobby on a fake clock, and sessions over StringTransport."""
 
+import functools
+
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
@@ -83,3 +86,11 @@ def makeServer(store=None, **settings):
     lobby = makeLobby(store, **settings)
     factory = ChatFactory(lobby)
     return lobby, lambda name=None: Session(factory, name)
+
+
+def coroutine(f):
+    """A test method written as a coroutine, run by trial (which wants a Deferred)."""
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        return Deferred.fromCoroutine(f(*args, **kwargs))
+    return wrapper

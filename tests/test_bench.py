@@ -5,7 +5,6 @@ JSON lines, a run stops by itself at its timeout, and bad arguments exit 2
 with one line.
 """
 
-import functools
 import io
 import json
 import os
@@ -13,7 +12,6 @@ import sqlite3
 import sys
 
 from twisted.internet import reactor, utils
-from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 
@@ -26,13 +24,7 @@ from chatsvc.bench.server import (
     findPidByPort,
     preloadHistory,
 )
-
-
-def coroutine(f):
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        return Deferred.fromCoroutine(f(*args, **kwargs))
-    return wrapper
+from tests.support import coroutine
 
 
 class BenchTestCase(TestCase):

@@ -6,24 +6,16 @@ login timeout, the non-reader is disconnected once its output limit is
 passed, and a JSON line is written. Misuse exits 2 with one line.
 """
 
-import functools
 import io
 import json
 import os
 import sys
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from chatsvc.bench import abuse, cli, main
-
-
-def coroutine(f):
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        return Deferred.fromCoroutine(f(*args, **kwargs))
-    return wrapper
+from tests.support import coroutine
 
 
 class AbuseWorkloadTests(TestCase):

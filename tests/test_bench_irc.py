@@ -6,7 +6,6 @@ window, connections; the options that do not go together; the plot. One test
 also runs ngircd beside chatsvc when ngircd is installed.
 """
 
-import functools
 import importlib.util
 import io
 import json
@@ -14,7 +13,6 @@ import os
 import sys
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.trial.unittest import SkipTest, TestCase
@@ -22,13 +20,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 from chatsvc.bench import cli, main, plot, sink
 from chatsvc.bench.irc import IRC, findNgircd, ngircdConfig
 from chatsvc.bench.run import Run
-
-
-def coroutine(f):
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        return Deferred.fromCoroutine(f(*args, **kwargs))
-    return wrapper
+from tests.support import coroutine
 
 
 class FakeIrcClient(LineOnlyReceiver):

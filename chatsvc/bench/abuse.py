@@ -51,7 +51,7 @@ from chatsvc.bench.abusers import (
 )
 from chatsvc.bench.client import DIALECTS, BenchClient, Tally
 from chatsvc.bench.report import latencies
-from chatsvc.bench.run import Run
+from chatsvc.bench.run import Run, Runner
 from chatsvc.bench.server import (
     PROJECT_ROOT,
     BenchError,
@@ -500,19 +500,8 @@ class Abuse(Workload):
 
 # The runs
 
-class AbuseBench:
+class AbuseBench(Runner):
     """Runs L{Abuse}: per repeat, one server without abusers and one with them."""
-
-    def __init__(self, reactor, args, workload, out=None, err=None):
-        self.reactor = reactor
-        self.args = args
-        self.workload = workload
-        self.out = out or sys.stdout
-        self.err = err or sys.stderr
-
-    def say(self, text):
-        if not self.args.quiet:
-            print(f"chatsvc-bench abuse: {text}", file=self.err, flush=True)
 
     async def runAll(self) -> list:
         workdir = tempfile.mkdtemp(prefix="chatsvc-bench-abuse-")

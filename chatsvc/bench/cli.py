@@ -18,7 +18,7 @@ from twisted.internet.task import LoopingCall
 from chatsvc.bench import irc, plot, report  # irc registers the IRC dialect
 from chatsvc.bench.abuse import Abuse, AbuseBench, addParser as addAbuseParser
 from chatsvc.bench.client import DIALECTS
-from chatsvc.bench.run import Run
+from chatsvc.bench.run import Run, Runner
 from chatsvc.bench.server import BenchError, findPidByPort, rssKiB
 from chatsvc.bench.workloads import Connections, Fanout, Join, Store
 
@@ -164,20 +164,12 @@ def parseArgs(argv):
     return args, workload
 
 
-class Bench:
+class Bench(Runner):
     """Runs one workload as the arguments say (the reactor is already running)."""
 
     def __init__(self, reactor, args, workload, out=None, err=None):
-        self.reactor = reactor
-        self.args = args
-        self.workload = workload
-        self.out = out or sys.stdout
-        self.err = err or sys.stderr
+        super().__init__(reactor, args, workload, out, err)
         self.targets = irc.targets(args, workload)  # the servers to measure, in turn
-
-    def say(self, text):
-        if not self.args.quiet:
-            print(f"chatsvc-bench {self.workload.name}: {text}", file=self.err, flush=True)
 
     async def runAll(self) -> list:
         workdir = tempfile.mkdtemp(prefix="chatsvc-bench-")

@@ -7,6 +7,7 @@ a line fails at once, and L{Run.race} tells the measuring phase to stop.
 
 import os
 import secrets
+import sys
 
 from twisted.internet import endpoints
 from twisted.internet.defer import (
@@ -122,3 +123,19 @@ class Run:
             await all_lost
             if call.active():
                 call.cancel()
+
+
+class Runner:
+    """What runs a workload's repeats: its arguments, where its table and its progress go."""
+
+    def __init__(self, reactor, args, workload, out=None, err=None):
+        self.reactor = reactor
+        self.args = args
+        self.workload = workload
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    def say(self, text):
+        """A progress line on stderr (none with --quiet)."""
+        if not self.args.quiet:
+            print(f"chatsvc-bench {self.workload.name}: {text}", file=self.err, flush=True)
