@@ -1,6 +1,8 @@
 """Helpers shared by the tests: a Lobby on a fake clock, and sessions over StringTransport."""
 
 import functools
+import io
+import sys
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
@@ -94,3 +96,21 @@ def coroutine(f):
     def wrapper(*args, **kwargs):
         return Deferred.fromCoroutine(f(*args, **kwargs))
     return wrapper
+
+
+def benchRefusal(case, *argv):
+    """
+    Run chatsvc-bench with arguments it must refuse: it exits 2 with one line
+    on stderr, naming itself; that line.
+    """
+    from chatsvc.bench import main
+
+    err = io.StringIO()
+    case.patch(sys, "stderr", err)
+    with case.assertRaises(SystemExit) as caught:
+        main(list(argv))
+    case.assertEqual(caught.exception.code, 2)
+    lines = err.getvalue().splitlines()
+    case.assertEqual(len(lines), 1, lines)
+    case.assertTrue(lines[0].startswith("chatsvc-bench"), lines[0])
+    return lines[0]

@@ -15,7 +15,7 @@ from twisted.internet import reactor, utils
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 
-from chatsvc.bench import cli, main
+from chatsvc.bench import cli
 from chatsvc.bench.report import Result, percentile, summarize
 from chatsvc.bench.server import (
     PROJECT_ROOT,
@@ -24,7 +24,7 @@ from chatsvc.bench.server import (
     findPidByPort,
     preloadHistory,
 )
-from tests.support import coroutine
+from tests.support import benchRefusal, coroutine
 
 
 class BenchTestCase(TestCase):
@@ -194,15 +194,7 @@ class CommandLineTests(TestCase):
     timeout = 60
 
     def badArguments(self, *argv):
-        err = io.StringIO()
-        self.patch(sys, "stderr", err)
-        with self.assertRaises(SystemExit) as caught:
-            main(list(argv))
-        self.assertEqual(caught.exception.code, 2)
-        lines = err.getvalue().splitlines()
-        self.assertEqual(len(lines), 1, lines)
-        self.assertTrue(lines[0].startswith("chatsvc-bench"), lines[0])
-        return lines[0]
+        return benchRefusal(self, *argv)
 
     def test_badArguments(self):
         self.assertIn("from 1 to", self.badArguments("fanout", "-S", "0"))

@@ -20,7 +20,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 from chatsvc.bench import cli, main, plot, sink
 from chatsvc.bench.irc import IRC, findNgircd, ngircdConfig
 from chatsvc.bench.run import Run
-from tests.support import coroutine
+from tests.support import benchRefusal, coroutine
 
 
 class FakeIrcClient(LineOnlyReceiver):
@@ -258,14 +258,7 @@ class DialectTests(TestCase):
 
 class CommandLineTests(TestCase):
     def badArguments(self, *argv):
-        err = io.StringIO()
-        self.patch(sys, "stderr", err)
-        with self.assertRaises(SystemExit) as caught:
-            main(list(argv))
-        self.assertEqual(caught.exception.code, 2)
-        lines = err.getvalue().splitlines()
-        self.assertEqual(len(lines), 1, lines)
-        return lines[0]
+        return benchRefusal(self, *argv)
 
     def test_badCombinations(self):
         self.assertIn("give --connect", self.badArguments("fanout", "--protocol", "irc"))

@@ -73,7 +73,8 @@ class NamingTests(TestCase):
 class ServerFullTests(TestCase):
     def test_refusedWhenFull(self):
         lobby, connect = makeServer(max_clients=2)
-        alice, bob = connect("alice"), connect("bob")
+        alice = connect("alice")
+        connect("bob")
         third = connect()
         self.assertEqual(third.read(), ["! The server is full: it holds 2 users. Try again later."])
         self.assertTrue(third.transport.disconnecting)
