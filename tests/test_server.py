@@ -148,6 +148,27 @@ class ServerTests(TestCase):
         yield alice.waitFor("* Online (1): alice.")
 
     @defer.inlineCallbacks
+    def test_silentConnectionsMakeWay(self):
+        """
+        Connections that never choose a name do not keep users out: with the
+        places for them taken, the longest waiting is told why and closed.
+        """
+        yield self.stopServer()
+        self.clients = []
+        self.port = self.startServer("--max-clients", "1")
+        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", self.port)
+        silent = yield endpoints.connectProtocol(endpoint, _Raw())
+        carol = yield self.connect()
+        yield silent.closed
+        self.assertEqual(silent.data, b"* Welcome to chatsvc! Enter your screen name:\n"
+                         b"! You did not choose a screen name, and a newer connection"
+                         b" needed your place. Goodbye.\n")
+        carol.send("carol")
+        yield carol.waitFor("* Welcome, carol.")
+        carol.send("who")
+        yield carol.waitFor("* Online (1): carol.")
+
+    @defer.inlineCallbacks
     def test_originalClientQuit(self):
         endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", self.port)
         old = yield endpoints.connectProtocol(endpoint, _Raw())
