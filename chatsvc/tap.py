@@ -12,7 +12,7 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from chatsvc.lobby import Lobby
-from chatsvc.protocol import ChatFactory
+from chatsvc.doors.line.protocol import ChatFactory
 from chatsvc.settings import Settings
 from chatsvc.store import SYNCHRONOUS, SQLiteStore
 

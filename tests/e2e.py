@@ -9,7 +9,7 @@ import signal
 import sys
 
 import chatsvc
-from chatsvc.protocol import ChatProtocol
+from chatsvc.doors.line.protocol import ChatProtocol
 from chatsvc.tap import Options, makeService
 from twisted.internet import defer, endpoints, protocol, reactor
 from twisted.protocols.basic import LineReceiver

@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from chatsvc.lobby import Lobby
-from chatsvc.protocol import ChatFactory
+from chatsvc.doors.line.protocol import ChatFactory
 from chatsvc.settings import Settings
 from tests.memorystore import MemoryStore
 

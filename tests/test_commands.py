@@ -1,6 +1,6 @@
 from twisted.trial.unittest import TestCase
 
-from chatsvc.commands import COMMANDS, Chat, Invocation, helpLines, parse
+from chatsvc.doors.line.commands import COMMANDS, Chat, Invocation, helpLines, parse
 from chatsvc.errors import BadArguments, UnknownCommand
 
 

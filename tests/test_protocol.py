@@ -2,8 +2,8 @@
 
 from twisted.trial.unittest import TestCase
 
-from chatsvc import protocol, wording
-from chatsvc.commands import COMMANDS
+from chatsvc.doors.line import protocol, wording
+from chatsvc.doors.line.commands import COMMANDS
 from tests.support import NOW_STAMP, makeServer
 
 

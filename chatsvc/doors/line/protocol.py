@@ -15,10 +15,11 @@ from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
-from chatsvc import errors, wording
-from chatsvc.commands import Chat, parse
+from chatsvc import errors
+from chatsvc.doors.line import wording
+from chatsvc.doors.line.commands import Chat, parse
 from chatsvc.events import IChatClient, MadeWay, Said
-from chatsvc.flow import OutputGuard, TokenBucket
+from chatsvc.doors.flow import OutputGuard, TokenBucket
 from chatsvc.text import clean
 
 KERNEL_SEND_BUFFER = 64 * 1024  # Linux doubles it for its own bookkeeping

@@ -6,7 +6,7 @@ the protocol decides when and how fast they are sent.
 
 import time
 
-from chatsvc.commands import helpLines
+from chatsvc.doors.line.commands import helpLines
 from chatsvc.events import Joined, Left, MadeWay, Whispered
 from chatsvc.text import plural
 
