@@ -3,7 +3,6 @@
 import gc
 import os
 
-from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 from twisted.internet.interfaces import IStreamServerEndpoint
@@ -11,6 +10,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from zope.interface import implementer
 
+from chatsvc import startup
 from chatsvc.lobby import Lobby
 from chatsvc.doors.line.protocol import ChatFactory
 from chatsvc.settings import Settings
@@ -31,7 +31,7 @@ def _number(options, name, low, high, kind=int):
     return value
 
 
-class Options(usage.Options):
+class Options(startup.OneLineRefusals, usage.Options):
     synopsis = "[options]"
     longdesc = (
         "Run the chatsvc chat server. Users connect with nc, telnet or "
@@ -79,10 +79,7 @@ class Options(usage.Options):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         for description in self["listen"]:
-            try:
-                endpoints.serverFromString(reactor, description)  # parses; does not listen
-            except Exception as e:
-                raise usage.UsageError(f"--listen {description!r} is not usable: {e}")
+            startup.checkListen(reactor, description)  # parses; does not listen
         if self["durability"] not in SYNCHRONOUS:
             raise usage.UsageError(
                 f"--durability takes full or crash, not {self['durability']!r}.")
@@ -140,14 +137,15 @@ class _FreezeStartup(Service):
 
 def makeService(options) -> MultiService:
     """The Lobby (started first, so rooms are loaded) and one listener per address."""
-    top = MultiService()
+    from twisted.internet import reactor
+
+    top = startup.Server(options)
     lobby = Lobby(SQLiteStore(options["db"], durability=options["durability"]),
                   options.settings)
     lobby.setServiceParent(top)
     _FreezeStartup().setServiceParent(top)
     factory = ChatFactory(lobby)
     for description in options["listen"]:
-        listener = strports.service(description, factory)
-        listener.endpoint = _Announced(listener.endpoint, description)
-        listener.setServiceParent(top)
+        endpoint = _Announced(endpoints.serverFromString(reactor, description), description)
+        startup.Listener(endpoint, factory, description).setServiceParent(top)
     return top

@@ -1,0 +1,241 @@
+"""How `twistd chatroom` refuses to start: one line and an exit status (chatsvc.startup)."""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+
+from twisted.application.service import Application
+from twisted.internet import defer, endpoints, protocol, reactor
+from twisted.python import usage
+from twisted.trial.unittest import SkipTest, TestCase
+
+from chatsvc import startup
+from chatsvc.tap import Options, makeService
+from tests.e2e import LOOPBACK, PROJECT_ROOT
+
+try:
+    from tests.test_tls import selfSignedCertificate
+except ImportError:  # pragma: no cover (no tls extra)
+    selfSignedCertificate = None
+
+
+def heldPort(case):
+    """A port on 127.0.0.1 that something else listens on, for the test's length."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    case.addCleanup(holder.close)
+    return holder.getsockname()[1]
+
+
+def twistdOptions():
+    """Options as twistd's own, with chatroom as the subcommand being parsed."""
+    options = usage.Options()
+    options.subCommand = "chatroom"
+    return options
+
+
+def parse(*argv, parent=None):
+    options = Options()
+    options.parent = parent
+    options.parseOptions(list(argv))
+    return options
+
+
+class RefusalTests(TestCase):
+    """A bad option, under twistd: one line, exit status 2, no help text."""
+
+    def refusal(self, *argv):
+        err, out = io.StringIO(), io.StringIO()
+        self.patch(sys, "stderr", err)
+        self.patch(sys, "stdout", out)
+        caught = self.assertRaises(SystemExit, parse, *argv, parent=twistdOptions())
+        self.assertEqual(caught.code, startup.BAD_OPTION)
+        self.assertEqual(out.getvalue(), "")
+        lines = err.getvalue().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        return lines[0]
+
+    def test_badValueIsOneLine(self):
+        self.assertEqual(
+            self.refusal("--max-clients", "0"),
+            "twistd chatroom: --max-clients takes a whole number from 1 to 100000,"
+            " not '0'. Try twistd chatroom --help.")
+
+    def test_unknownOptionIsOneLine(self):
+        self.assertEqual(self.refusal("--max-clientz", "3"),
+                         "twistd chatroom: option --max-clientz not recognized."
+                         " Try twistd chatroom --help.")
+
+    def test_missingArgumentIsOneLine(self):
+        self.assertIn("--db", self.refusal("--db"))
+
+    def test_helpStillHelps(self):
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        caught = self.assertRaises(SystemExit, parse, "--help", parent=twistdOptions())
+        self.assertEqual(caught.code, 0)
+        self.assertIn("--listen", out.getvalue())
+
+    def test_parsedAloneRaisesUsageError(self):
+        """Outside twistd (tests, other programs) the UsageError is the caller's."""
+        e = self.assertRaises(usage.UsageError, parse, "--max-clients", "0")
+        self.assertIn("--max-clients", str(e))
+
+
+class ListenCheckTests(TestCase):
+    """--listen is checked as far as it can be without listening."""
+
+    def test_portOutOfRange(self):
+        for description, port in [("tcp:99999", 99999), ("tcp:-1", -1),
+                                  ("tcp:port=65536:interface=127.0.0.1", 65536),
+                                  (r"tcp6:70000:interface=\:\:1", 70000)]:
+            e = self.assertRaises(usage.UsageError, parse, "--listen", description)
+            self.assertEqual(str(e), f"--listen {description}: a port is from 0 to 65535,"
+                                     f" not {port}.")
+
+    def test_tlsPortOutOfRange(self):
+        if selfSignedCertificate is None:
+            raise SkipTest("TLS needs the tls extra")
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        selfSignedCertificate(folder)
+        description = f"ssl:70000:privateKey={folder}/key.pem:certKey={folder}/cert.pem"
+        e = self.assertRaises(usage.UsageError, parse, "--listen", description)
+        self.assertIn("a port is from 0 to 65535, not 70000.", str(e))
+
+    def test_usableAddresses(self):
+        for description in ["tcp:0", "tcp:65535", "tcp:3000:interface=127.0.0.1",
+                            "unix:/tmp/chat.sock"]:
+            self.assertEqual(parse("--listen", description)["listen"], [description])
+
+
+class CountingEndpoint:
+    """An endpoint that counts how often it is asked to listen."""
+
+    def __init__(self, description):
+        self.endpoint = endpoints.serverFromString(reactor, description)
+        self.ports = []
+
+    def listen(self, factory):
+        def listening(port):
+            self.ports.append(port)
+            return port
+        return self.endpoint.listen(factory).addCallback(listening)
+
+
+class ListenerTests(TestCase):
+    """Failing to listen names the --listen address and says why, in a few words."""
+
+    def listener(self, description):
+        return startup.Listener(CountingEndpoint(description),
+                                protocol.Factory.forProtocol(protocol.Protocol), description)
+
+    def test_addressInUse(self):
+        description = f"tcp:{heldPort(self)}:interface=127.0.0.1"
+        e = self.assertRaises(startup.CannotStart,
+                              self.listener(description).privilegedStartService)
+        self.assertEqual(str(e), f"--listen {description}: the address is in use"
+                                 " (is another server running?)")
+
+    def test_noSuchAddress(self):
+        description = "tcp:0:interface=192.0.2.1"  # TEST-NET-1: on no machine
+        e = self.assertRaises(startup.CannotStart,
+                              self.listener(description).privilegedStartService)
+        self.assertEqual(str(e), f"--listen {description}: this machine has no such address")
+
+    def test_privilegedPort(self):
+        if os.geteuid() == 0:
+            raise SkipTest("root may listen on any port")
+        description = "tcp:1:interface=127.0.0.1"
+        e = self.assertRaises(startup.CannotStart,
+                              self.listener(description).privilegedStartService)
+        self.assertIn("permission denied (ports below 1024", str(e))
+
+    def test_listensOnce(self):
+        """Listening at adoption, the later privilegedStartService and startService do not listen again."""
+        listener = self.listener(LOOPBACK)
+        listener.listenNow()
+        listener.privilegedStartService()
+        listener.startService()
+        self.assertEqual(len(listener.endpoint.ports), 1)
+        self.assertTrue(listener.endpoint.ports[0].connected)
+        return listener.stopService()
+
+
+class AdoptionTests(TestCase):
+    """What the service tree does when twistd makes it the child of its Application."""
+
+    def server(self, *argv, twistd):
+        options = parse("--db", os.path.abspath(self.mktemp()), *argv)
+        options.parent = twistd
+        top = makeService(options)
+        self.addCleanup(lambda: defer.gatherResults(
+            [listener.endpoint.port.stopListening() for listener in top
+             if isinstance(listener, startup.Listener) and listener.endpoint.port]))
+        return top
+
+    def test_listensWhenTwistdAdoptsIt(self):
+        top = self.server("--listen", LOOPBACK, twistd={"nodaemon": True})
+        application = Application("chatroom")
+        top.setServiceParent(application)
+        _, _, listener = top
+        self.assertTrue(listener.endpoint.port.connected)
+
+    def test_notUnderTwistd(self):
+        top = self.server("--listen", LOOPBACK, twistd=None)
+        top.setServiceParent(Application("chatroom"))
+        _, _, listener = top
+        self.assertIsNone(listener.endpoint.port)  # listens when started, as usual
+
+    def test_busyAddressIsOneLine(self):
+        description = f"tcp:{heldPort(self)}:interface=127.0.0.1"
+        top = self.server("--listen", LOOPBACK, "--listen", description,
+                          twistd={"nodaemon": True})
+        err = io.StringIO()
+        self.patch(sys, "stderr", err)
+        caught = self.assertRaises(SystemExit, top.setServiceParent, Application("chatroom"))
+        self.assertEqual(caught.code, startup.CANNOT_START)
+        self.assertEqual(err.getvalue(), f"twistd chatroom: --listen {description}:"
+                                         " the address is in use (is another server running?)\n")
+
+def twistd(case, *argv, folder=None):
+    """Run the real twistd in a folder of its own; the result and the folder."""
+    if folder is None:
+        folder = os.path.abspath(case.mktemp())
+        os.makedirs(folder)
+    result = subprocess.run(
+        [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", *argv],
+        cwd=folder, env=dict(os.environ, PYTHONPATH=PROJECT_ROOT),
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return result, folder
+
+
+class TwistdTests(TestCase):
+    """The real twistd, as a person runs it, with -n and daemonized."""
+
+    def assertOneLine(self, result, status, line):
+        self.assertEqual((result.returncode, result.stderr, result.stdout),
+                         (status, line + "\n", ""))
+
+    def test_busyAddress(self):
+        description = f"tcp:{heldPort(self)}:interface=127.0.0.1"
+        for mode in [["-n", "--pidfile="], ["--pidfile=twistd.pid"]]:
+            result, folder = twistd(self, *mode, "chatroom", "--listen", description)
+            self.assertOneLine(result, 1, f"twistd chatroom: --listen {description}:"
+                                          " the address is in use (is another server running?)")
+            self.assertEqual(os.listdir(folder), [], mode)  # no pid file, no log left behind
+
+    def test_portOutOfRange(self):
+        for mode in [["-n", "--pidfile="], ["--pidfile=twistd.pid"]]:
+            result, _ = twistd(self, *mode, "chatroom", "--listen", "tcp:99999")
+            self.assertOneLine(result, 2, "twistd chatroom: --listen tcp:99999: a port is"
+                                          " from 0 to 65535, not 99999. Try twistd chatroom --help.")
+
+    def test_badOptionWithoutTheHelp(self):
+        for mode in [["-n", "--pidfile="], ["--pidfile=twistd.pid"]]:
+            result, _ = twistd(self, *mode, "chatroom", "--flood-burst", "lots")
+            self.assertOneLine(result, 2, "twistd chatroom: --flood-burst takes a whole number"
+                                          " from 1 to 10000, not 'lots'. Try twistd chatroom --help.")
