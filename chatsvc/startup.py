@@ -21,6 +21,8 @@ from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
+from chatsvc import logs
+
 COMMAND = "twistd chatroom"
 BAD_OPTION = 2  # as getopt-style tools exit (chatsvc-bench too)
 CANNOT_START = 1
@@ -120,7 +122,8 @@ class Server(MultiService):
     """
     The server's service tree. Adopted by twistd (made the child of its
     Application, before twistd starts logging or daemonizes), it listens on
-    every address, refusing in one line if one cannot be had. Outside twistd
+    every address, refusing in one line if one cannot be had, and gives the
+    Application the bounded log file (L{chatsvc.logs}). Outside twistd
     (C{options.parent} is None) it is a plain MultiService.
     """
 
@@ -137,5 +140,6 @@ class Server(MultiService):
             for listener in self:
                 if isinstance(listener, Listener):
                     listener.listenNow()
-        except CannotStart as e:
+            logs.install(parent, twistd, self.options)
+        except (CannotStart, logs.CannotOpen) as e:
             refuse(str(e), CANNOT_START)

@@ -13,6 +13,7 @@ from zope.interface import implementer
 from chatsvc import startup
 from chatsvc.lobby import Lobby
 from chatsvc.doors.line.protocol import ChatFactory
+from chatsvc.logs import LogOptions
 from chatsvc.settings import Settings
 from chatsvc.store import SYNCHRONOUS, SQLiteStore
 
@@ -31,7 +32,7 @@ def _number(options, name, low, high, kind=int):
     return value
 
 
-class Options(startup.OneLineRefusals, usage.Options):
+class Options(startup.OneLineRefusals, LogOptions, usage.Options):
     synopsis = "[options]"
     longdesc = (
         "Run the chatsvc chat server. Users connect with nc, telnet or "

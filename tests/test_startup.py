@@ -1,19 +1,26 @@
-"""How `twistd chatroom` refuses to start: one line and an exit status (chatsvc.startup)."""
+"""
+How `twistd chatroom` starts: a refusal is one line and an exit status, and
+its log file is bounded (chatsvc.startup, chatsvc.logs).
+"""
 
 import io
 import os
+import select
+import signal
 import socket
 import subprocess
 import sys
 
 from twisted.application.service import Application
 from twisted.internet import defer, endpoints, protocol, reactor
+from twisted.logger import ILogObserver, LogPublisher, textFileLogObserver
 from twisted.python import usage
 from twisted.trial.unittest import SkipTest, TestCase
 
-from chatsvc import startup
+from chatsvc import logs, startup
 from chatsvc.tap import Options, makeService
-from tests.e2e import LOOPBACK, PROJECT_ROOT
+from tests.e2e import LOOPBACK, PROJECT_ROOT, ServerProcess
+from tests.support import coroutine
 
 try:
     from tests.test_tls import selfSignedCertificate
@@ -183,6 +190,7 @@ class AdoptionTests(TestCase):
         top.setServiceParent(application)
         _, _, listener = top
         self.assertTrue(listener.endpoint.port.connected)
+        self.assertIsNone(application.getComponent(ILogObserver, None))  # the terminal
 
     def test_notUnderTwistd(self):
         top = self.server("--listen", LOOPBACK, twistd=None)
@@ -200,6 +208,81 @@ class AdoptionTests(TestCase):
         self.assertEqual(caught.code, startup.CANNOT_START)
         self.assertEqual(err.getvalue(), f"twistd chatroom: --listen {description}:"
                                          " the address is in use (is another server running?)\n")
+
+    def test_daemonGetsTheBoundedLogFile(self):
+        self.addCleanup(signal.signal, signal.SIGUSR1, signal.getsignal(signal.SIGUSR1))
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        path = os.path.abspath(self.mktemp())
+        top = self.server("--listen", LOOPBACK, "--log-keep", "3",
+                          twistd={"nodaemon": False, "logfile": path})
+        application = Application("chatroom")
+        top.setServiceParent(application)
+        LogPublisher(application.getComponent(ILogObserver))(
+            {"log_format": "a line for the file", "log_time": 0})
+        with open(path) as f:
+            self.assertIn("a line for the file", f.read())
+        self.assertNotEqual(signal.getsignal(signal.SIGUSR1), signal.SIG_DFL)  # rotates
+
+
+class LogFileTests(TestCase):
+    """Which log file, and that it stays bounded."""
+
+    def logFile(self, twistd, *argv):
+        found = logs.logFileFor(twistd, parse(*argv))
+        if found is not None:
+            self.addCleanup(found.close)
+        return found
+
+    def test_twistdKeepsTheTerminalSyslogAndLogger(self):
+        for twistd in [{"nodaemon": True}, {"nodaemon": True, "logfile": "-"},
+                       {"nodaemon": False, "logfile": "-"}, {"nodaemon": False, "syslog": True},
+                       {"nodaemon": False, "logger": lambda: None}]:
+            self.assertIsNone(self.logFile(twistd), twistd)
+
+    def test_daemonDefaultsToTwistdLog(self):
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(folder)
+        found = self.logFile({"nodaemon": False})
+        self.assertEqual((found.path, found.rotateLength, found.maxRotatedFiles),
+                         (os.path.join(folder, "twistd.log"), 10 * logs.MEGABYTE, 5))
+
+    def test_logfileWithNoDaemon(self):
+        path = os.path.abspath(self.mktemp())
+        found = self.logFile({"nodaemon": True, "logfile": path},
+                             "--log-size", "2", "--log-keep", "1")
+        self.assertEqual((found.path, found.rotateLength, found.maxRotatedFiles),
+                         (path, 2 * logs.MEGABYTE, 1))
+
+    def test_cannotOpen(self):
+        path = os.path.abspath(os.path.join(self.mktemp(), "chat.log"))
+        e = self.assertRaises(logs.CannotOpen, self.logFile, {"logfile": path})
+        self.assertEqual(str(e), f"--logfile {path}: No such file or directory")
+
+    def test_staysBounded(self):
+        """Seven megabytes of events through the observer leave at most 3 files of about 1 MB."""
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        logFile = self.logFile({"logfile": os.path.join(folder, "chat.log")},
+                               "--log-size", "1", "--log-keep", "2")
+        publisher = LogPublisher(textFileLogObserver(logFile))
+        for _ in range(70):
+            publisher({"log_format": "{line}", "line": "x" * 100_000, "log_time": 0})
+        self.assertEqual(sorted(os.listdir(folder)), ["chat.log", "chat.log.1", "chat.log.2"])
+        for name in os.listdir(folder):
+            self.assertLessEqual(os.path.getsize(os.path.join(folder, name)),
+                                 logs.MEGABYTE + 100_100)
+
+    def test_options(self):
+        options = parse()
+        self.assertEqual((options["log-size"], options["log-keep"]), (10, 5))
+        self.assertEqual((parse("--log-size", "50", "--log-keep", "20")["log-size"]), 50)
+        for argv in [["--log-size", "0"], ["--log-size", "big"], ["--log-keep", "0"],
+                     ["--log-keep", "1001"]]:
+            e = self.assertRaises(usage.UsageError, parse, *argv)
+            self.assertIn(argv[0], str(e))
+
 
 def twistd(case, *argv, folder=None):
     """Run the real twistd in a folder of its own; the result and the folder."""
@@ -239,3 +322,45 @@ class TwistdTests(TestCase):
             result, _ = twistd(self, *mode, "chatroom", "--flood-burst", "lots")
             self.assertOneLine(result, 2, "twistd chatroom: --flood-burst takes a whole number"
                                           " from 1 to 10000, not 'lots'. Try twistd chatroom --help.")
+
+    def test_daemonLogIsBounded(self):
+        """
+        A daemon started beside a full twistd.log and 5 rotated files rotates
+        at once and keeps --log-keep of them (twistd alone would keep all 6).
+        """
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        with open(os.path.join(folder, "twistd.log"), "wb") as f:
+            f.write(b"x" * logs.MEGABYTE)
+        for n in range(1, 6):
+            with open(os.path.join(folder, f"twistd.log.{n}"), "wb") as f:
+                f.write(b"old\n")
+        result, _ = twistd(self, "--pidfile=twistd.pid", "chatroom", "--listen", LOOPBACK,
+                           "--log-size", "1", "--log-keep", "2", folder=folder)
+        self.assertEqual((result.returncode, result.stdout, result.stderr), (0, "", ""))
+        with open(os.path.join(folder, "twistd.pid")) as f:
+            pid = int(f.read())
+        self.addCleanup(stopDaemon, pid)
+        self.assertEqual(sorted(name for name in os.listdir(folder) if "log" in name),
+                         ["twistd.log", "twistd.log.1", "twistd.log.2"])
+        with open(os.path.join(folder, "twistd.log")) as f:
+            self.assertRegex(f.read(), r"Hosting at 127\.0\.0\.1:\d+ ")
+
+    @coroutine
+    async def test_noDaemonLogsToTheTerminal(self):
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        server = ServerProcess.start(folder, "--log-keep", "1")
+        await server.port  # read from its stdout: the terminal
+        await server.kill(signal.SIGTERM)
+        self.assertEqual([name for name in os.listdir(folder) if "log" in name], [])
+
+
+def stopDaemon(pid):
+    """SIGTERM the daemon C{pid} and wait until it has gone."""
+    handle = os.pidfd_open(pid)
+    try:
+        os.kill(pid, signal.SIGTERM)
+        select.select([handle], [], [], 30)  # readable once the process has exited
+    finally:
+        os.close(handle)
