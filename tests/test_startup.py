@@ -5,6 +5,7 @@ its log file is bounded (chatsvc.startup, chatsvc.logs).
 
 import io
 import os
+import re
 import select
 import signal
 import socket
@@ -19,7 +20,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 
 from chatsvc import logs, startup
 from chatsvc.tap import Options, makeService
-from tests.e2e import LOOPBACK, PROJECT_ROOT, ServerProcess
+from tests.e2e import LOOPBACK, PROJECT_ROOT, ServerProcess, connect
 from tests.support import coroutine
 
 try:
@@ -323,10 +324,12 @@ class TwistdTests(TestCase):
             self.assertOneLine(result, 2, "twistd chatroom: --flood-burst takes a whole number"
                                           " from 1 to 10000, not 'lots'. Try twistd chatroom --help.")
 
-    def test_daemonLogIsBounded(self):
+    @coroutine
+    async def test_daemonServesAndItsLogIsBounded(self):
         """
-        A daemon started beside a full twistd.log and 5 rotated files rotates
-        at once and keeps --log-keep of them (twistd alone would keep all 6).
+        A daemon (listening since before twistd forked) serves; started beside
+        a full twistd.log and 5 rotated files, it rotates at once and keeps
+        --log-keep of them (twistd alone would keep all 6).
         """
         folder = os.path.abspath(self.mktemp())
         os.makedirs(folder)
@@ -344,7 +347,9 @@ class TwistdTests(TestCase):
         self.assertEqual(sorted(name for name in os.listdir(folder) if "log" in name),
                          ["twistd.log", "twistd.log.1", "twistd.log.2"])
         with open(os.path.join(folder, "twistd.log")) as f:
-            self.assertRegex(f.read(), r"Hosting at 127\.0\.0\.1:\d+ ")
+            port = int(re.search(r"Hosting at 127\.0\.0\.1:(\d+) ", f.read()).group(1))
+        alice = await connect(port, "alice")
+        await alice.bye()
 
     @coroutine
     async def test_noDaemonLogsToTheTerminal(self):
@@ -358,7 +363,10 @@ class TwistdTests(TestCase):
 
 def stopDaemon(pid):
     """SIGTERM the daemon C{pid} and wait until it has gone."""
-    handle = os.pidfd_open(pid)
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return  # gone already
     try:
         os.kill(pid, signal.SIGTERM)
         select.select([handle], [], [], 30)  # readable once the process has exited
