@@ -173,6 +173,10 @@ class ListenerTests(TestCase):
         return listener.stopService()
 
 
+def listeners(top):
+    return [service for service in top if isinstance(service, startup.Listener)]
+
+
 class AdoptionTests(TestCase):
     """What the service tree does when twistd makes it the child of its Application."""
 
@@ -181,22 +185,22 @@ class AdoptionTests(TestCase):
         options.parent = twistd
         top = makeService(options)
         self.addCleanup(lambda: defer.gatherResults(
-            [listener.endpoint.port.stopListening() for listener in top
-             if isinstance(listener, startup.Listener) and listener.endpoint.port]))
+            [listener.endpoint.port.stopListening() for listener in listeners(top)
+             if listener.endpoint.port]))
         return top
 
     def test_listensWhenTwistdAdoptsIt(self):
         top = self.server("--listen", LOOPBACK, twistd={"nodaemon": True})
         application = Application("chatroom")
         top.setServiceParent(application)
-        _, _, listener = top
+        listener, = listeners(top)
         self.assertTrue(listener.endpoint.port.connected)
         self.assertIsNone(application.getComponent(ILogObserver, None))  # the terminal
 
     def test_notUnderTwistd(self):
         top = self.server("--listen", LOOPBACK, twistd=None)
         top.setServiceParent(Application("chatroom"))
-        _, _, listener = top
+        listener, = listeners(top)
         self.assertIsNone(listener.endpoint.port)  # listens when started, as usual
 
     def test_busyAddressIsOneLine(self):
