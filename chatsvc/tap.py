@@ -13,6 +13,7 @@ from zope.interface import implementer
 
 from chatsvc import startup
 from chatsvc.doors.addresses import Addresses, parseExempt
+from chatsvc.doors.flow import Pacer
 from chatsvc.doors.line.protocol import ChatFactory
 from chatsvc.doors.sockets import deadAfter
 from chatsvc.lobby import Lobby
@@ -207,7 +208,7 @@ def makeService(options) -> MultiService:
     if options.settings.keepalive:
         Logger().info("A client that vanishes is dropped within {seconds} s",
                       seconds=deadAfter(options.settings.keepalive))
-    factory = ChatFactory(lobby, addresses)
+    factory = ChatFactory(lobby, addresses, Pacer(reactor))  # both shared by every door
     for description in options["listen"]:
         endpoint = _Announced(endpoints.serverFromString(reactor, description), description)
         startup.Listener(endpoint, factory, description).setServiceParent(top)
