@@ -407,8 +407,26 @@ class TLSTests(ProcessTestCase):
         client = self.client("--server", f"ssl:127.0.0.1:{self.port}")
         code = yield client.ended
         self.assertEqual((code, client.out), (1, ""))
-        self.assertEqual(len(client.err.splitlines()), 1, client.err)
-        self.assertIn("certificate verify failed", client.err)
+        self.assertEqual(client.err.splitlines(), [
+            f"Could not connect to ssl:127.0.0.1:{self.port}: the server's certificate is"
+            " self-signed, not signed by a CA this machine trusts: pass caCertsDir=DIR with a"
+            " copy of it in DIR as a .pem file."])
+
+    @defer.inlineCallbacks
+    def test_withoutTheTLSExtra(self):
+        """Without pyOpenSSL, ssl: says which extra to install, not a NameError."""
+        missing = os.path.join(self.directory, "no-openssl", "OpenSSL")
+        os.makedirs(missing)
+        with open(os.path.join(missing, "__init__.py"), "w") as f:
+            f.write("raise ImportError(\"No module named 'OpenSSL'\")\n")
+        env = environment()
+        env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(missing), ROOT])
+        client = self.client("--server", f"ssl:127.0.0.1:{self.port}", env=env)
+        code = yield client.ended
+        self.assertEqual((code, client.out), (2, ""))
+        self.assertEqual(client.err.splitlines(), [
+            "chatsvc-client: TLS needs the tls extra: pip install 'chatsvc[tls]'"
+            " (see chatsvc-client --help)"])
 
 
 class TerminalTests(ProcessTestCase):
