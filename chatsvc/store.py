@@ -26,9 +26,9 @@ class Message:
     timestamp: float  # server time, seconds since the epoch (UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RoomRecord:
-    """A stored room, as the Lobby loads it at start-up."""
+    """A stored room, as the Lobby loads it at start-up (one per room: keep it small)."""
 
     id: int
     name: str
@@ -42,8 +42,9 @@ class IHistoryStore(Interface):
         """
         Make the store ready (synchronously: it runs before anything listens).
 
-        @param recent: how many of each room's newest messages to load.
-        @return: a list of L{RoomRecord}s.
+        @param recent: how many of each room's newest messages to load (0: none,
+            which is what start-up with many rooms wants).
+        @return: a list of L{RoomRecord}s, each with its last seq.
         """
 
     def addRoom(room):
@@ -125,8 +126,15 @@ class SQLiteStore:
         try:
             _prepare(connection, self.durability)
             connection.executescript(SCHEMA)
-            rooms = [self._loadRoom(connection, row, recent) for row in
-                     connection.execute("SELECT id, name, created FROM rooms ORDER BY id")]
+            # One statement: each room's last seq is one seek in the primary key.
+            rows = connection.execute(
+                "SELECT id, name, created,"
+                " (SELECT MAX(seq) FROM messages WHERE room_id = rooms.id)"
+                " FROM rooms ORDER BY id")
+            rooms = [RoomRecord(room_id, name, created, last or 0)
+                     for room_id, name, created, last in rows]
+            if recent > 0:
+                rooms = [self._withRecent(connection, room, recent) for room in rooms]
         finally:
             connection.close()
         self._pool = adbapi.ConnectionPool(
@@ -136,14 +144,11 @@ class SQLiteStore:
         return rooms
 
     @staticmethod
-    def _loadRoom(connection, row, recent):
-        room_id, name, created = row
-        (last,) = connection.execute(
-            "SELECT MAX(seq) FROM messages WHERE room_id = ?", (room_id,)).fetchone()
+    def _withRecent(connection, room, recent):
         newest = connection.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE room_id = ?"
-            " ORDER BY seq DESC LIMIT ?", (room_id, recent)).fetchall()
-        return RoomRecord(room_id, name, created, last or 0,
+            " ORDER BY seq DESC LIMIT ?", (room.id, recent)).fetchall()
+        return RoomRecord(room.id, room.name, room.created, room.last_seq,
                           tuple(Message(*r) for r in reversed(newest)))
 
     def addRoom(self, room: RoomRecord) -> Deferred:

@@ -34,6 +34,20 @@ class SQLiteStoreTests(TestCase):
         self.assertEqual(rooms, [RoomRecord(1, "Kitchen", 1.5, 5,
                                             tuple(self.message(n) for n in (3, 4, 5)))])
 
+    @defer.inlineCallbacks
+    def test_openWithoutRecentGivesLastSeqsOnly(self):
+        """open(0), what start-up with many rooms uses: every room and its last seq, no messages."""
+        store, _ = self.openStore()
+        for room_id, name in [(1, "Kitchen"), (2, "Garden"), (3, "Empty")]:
+            yield store.addRoom(RoomRecord(room_id, name, float(room_id)))
+        yield defer.gatherResults(
+            [store.addMessage(self.message(n, room)) for room, count in [(1, 4), (2, 9)]
+             for n in range(1, count + 1)])
+        yield store.close()
+        _, rooms = self.openStore(recent=0)
+        self.assertEqual(rooms, [RoomRecord(1, "Kitchen", 1.0, 4), RoomRecord(2, "Garden", 2.0, 9),
+                                 RoomRecord(3, "Empty", 3.0, 0)])
+
     def test_durability(self):
         """full fsyncs every commit (synchronous=FULL); crash leaves that to the OS."""
         for durability, expected in [("full", 2), ("crash", 1)]:
