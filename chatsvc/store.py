@@ -4,8 +4,11 @@ needs of a store; L{SQLiteStore} is the embedded default. The store knows
 nothing of users or protocols.
 """
 
+import os
 import sqlite3
+import time
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail, succeed
@@ -35,6 +38,21 @@ class RoomRecord:
     created: float
     last_seq: int = 0
     recent: tuple = ()  # the room's newest messages, oldest first
+
+
+class DatabaseLost(Exception):
+    """
+    The database file the store writes to is no longer the one at its path
+    (removed, or replaced by another file): a write "stored" now would be
+    gone after a restart, so none is acknowledged any more.
+    """
+
+    def __init__(self, path: str):
+        super().__init__(
+            f"The database file at {path} was removed or replaced while the server"
+            " was running, so nothing can be stored any more. Put the file back if"
+            " you can, then restart the server: it opens whatever is at that path"
+            " (an empty history if nothing is).")
 
 
 class IHistoryStore(Interface):
@@ -107,25 +125,34 @@ class SQLiteStore:
 
     log = Logger()
     BATCH_MAX = 5000
+    LOST_LOG_INTERVAL = 60.0  # seconds between reminders that writes are refused
 
-    def __init__(self, path: str, reactor=None, durability: str = "full"):
+    def __init__(self, path: str, reactor=None, durability: str = "full",
+                 monotonic=time.monotonic):
         if reactor is None:
             from twisted.internet import reactor
-        self.path = path
+        self.path = os.path.abspath(path)  # what an operator is told of, whatever the cwd
         self.durability = durability
         self._reactor = reactor
+        self._monotonic = monotonic  # spaces the reminders: a clock step never silences them
         self._pool = None
         self._queue = []  # (insert statement, row, Deferred), in order
         self._writing = False
         self._idleWaiters = []
         self._closing = False
         self.transactions = 0  # committed write transactions, for tests and benchmarks
+        self._identity = None  # (st_dev, st_ino) of the database file opened
+        self._walIdentity = None  # ... and of its -wal, once the writer has it open
+        self._lost = None  # the DatabaseLost once seen: every later write is refused
+        self._refused = 0  # writes refused since the last log line about it
+        self._lostLogged = None  # when that line was logged (monotonic seconds)
 
     def open(self, recent: int) -> list:
         connection = sqlite3.connect(self.path)
         try:
             _prepare(connection, self.durability)
             connection.executescript(SCHEMA)
+            self._identity = _identity(self.path)
             # One statement: each room's last seq is one seek in the primary key.
             rows = connection.execute(
                 "SELECT id, name, created,"
@@ -137,11 +164,20 @@ class SQLiteStore:
                 rooms = [self._withRecent(connection, room, recent) for room in rooms]
         finally:
             connection.close()
+        # Each of the pool's threads connects when first used, maybe after the
+        # file was removed (mode=rw: fail rather than create an empty database
+        # there) or replaced (_connected leaves the replacement alone).
         self._pool = adbapi.ConnectionPool(
-            "sqlite3", self.path, check_same_thread=False,
-            cp_min=1, cp_max=2, cp_reactor=self._reactor,
-            cp_openfun=lambda connection: _prepare(connection, self.durability))
+            "sqlite3", f"file:{quote(self.path)}?mode=rw", uri=True,
+            check_same_thread=False,
+            cp_min=1, cp_max=2, cp_reactor=self._reactor, cp_openfun=self._connected)
         return rooms
+
+    def _connected(self, connection):
+        if self._filesChanged():
+            connection.close()
+            raise DatabaseLost(self.path)
+        _prepare(connection, self.durability)
 
     @staticmethod
     def _withRecent(connection, room, recent):
@@ -176,6 +212,9 @@ class SQLiteStore:
     def _enqueue(self, statement, row) -> Deferred:
         if self._closing:
             return fail(RuntimeError("the store is closed"))
+        if self._lost is not None:
+            self._refuse(1)
+            return fail(self._lost)
         d = Deferred()
         self._queue.append((statement, row, d))
         if not self._writing:
@@ -191,8 +230,7 @@ class SQLiteStore:
         self._writing = True
         self._pool.runInteraction(self._insert, batch).addBoth(self._written, batch)
 
-    @staticmethod
-    def _insert(cursor, batch):
+    def _insert(self, cursor, batch):
         # Consecutive rows for the same statement go in one executemany.
         start = 0
         while start < len(batch):
@@ -202,13 +240,39 @@ class SQLiteStore:
                 end += 1
             cursor.executemany(statement, [row for _, row, _ in batch[start:end]])
             start = end
+        self._checkFiles()  # raising rolls the batch back: nothing is acknowledged
+
+    def _checkFiles(self):
+        """
+        In the writer thread, before each commit: are the files SQLite writes
+        still the ones at our path? If the database (or its folder) was removed
+        or replaced, SQLite would go on writing to a file nobody will ever open
+        again. One stat or two per batch, not per message.
+        """
+        if self._walIdentity is None:  # the -wal is open now: this transaction writes to it
+            self._walIdentity = _identity(self.path + "-wal")
+        if self._filesChanged():
+            raise DatabaseLost(self.path)
+
+    def _filesChanged(self):
+        # The -wal holds every commit since the last checkpoint: losing it loses those.
+        return (_identity(self.path) != self._identity
+                or self._walIdentity is not None
+                and _identity(self.path + "-wal") != self._walIdentity)
 
     def _written(self, result, batch):
         self._writing = False
         if self._queue:  # keep the writer busy before telling anyone
             self._writeBatch()
         if isinstance(result, Failure):
-            self.log.failure("Could not store {count} records", result, count=len(batch))
+            if not result.check(DatabaseLost) and self._filesChanged():
+                # The file went before the check could run (say a new
+                # connection could not open it): the same loss, the same answer.
+                result = Failure(DatabaseLost(self.path))
+            if result.check(DatabaseLost):
+                self._databaseLost(result.value, len(batch))
+            else:
+                self.log.failure("Could not store {count} records", result, count=len(batch))
             for _, _, d in batch:
                 d.errback(result)
         else:
@@ -220,9 +284,40 @@ class SQLiteStore:
             for waiter in waiters:
                 waiter.callback(None)
 
+    def _databaseLost(self, error, count):
+        if self._lost is None:
+            self._lost = error
+            self._lostLogged = self._monotonic()
+            self.log.critical(
+                "{error} Refusing every write from now on, so that nothing is"
+                " acknowledged that a restart would lose ({count} refused so far).",
+                error=error, count=count)
+        else:
+            self._refuse(count)
+
+    def _refuse(self, count):
+        # Loud, but bounded: one reminder per interval, never a line per message.
+        self._refused += count
+        now = self._monotonic()
+        if now - self._lostLogged >= self.LOST_LOG_INTERVAL:
+            self.log.critical(
+                "{error} Still refusing writes: {count} refused since the last report.",
+                error=self._lost, count=self._refused)
+            self._refused = 0
+            self._lostLogged = now
+
     def _whenIdle(self) -> Deferred:
         if not self._writing:
             return succeed(None)
         d = Deferred()
         self._idleWaiters.append(d)
         return d
+
+
+def _identity(path):
+    """Which file is at C{path} now (device and inode), or None if none is."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (status.st_dev, status.st_ino)

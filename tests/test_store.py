@@ -1,20 +1,23 @@
 """The SQLite history store, on real files and real threads."""
 
 import os
+import shutil
 import sqlite3
 
 from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import TestCase
 
-from chatsvc.store import Message, RoomRecord, SQLiteStore, _prepare
+from chatsvc.store import DatabaseLost, Message, RoomRecord, SQLiteStore, _prepare
 
 
 class SQLiteStoreTests(TestCase):
     def setUp(self):
         self.path = os.path.abspath(self.mktemp() + ".sqlite3")
 
-    def openStore(self, recent=50):
-        store = SQLiteStore(self.path)
+    def openStore(self, recent=50, **options):
+        store = SQLiteStore(self.path, **options)
         rooms = store.open(recent)
         self.addCleanup(store.close)
         return store, rooms
@@ -107,3 +110,103 @@ class SQLiteStoreTests(TestCase):
         yield store.close()
         _, rooms = self.openStore(recent=1)
         self.assertEqual(rooms[0].last_seq, 100)
+
+
+class DatabaseLostTests(TestCase):
+    """
+    The database file removed or replaced under a running store: SQLite would
+    go on writing to a file no restart opens, so the store refuses instead.
+    """
+
+    def setUp(self):
+        self.folder = os.path.abspath(self.mktemp())
+        os.makedirs(self.folder)
+        self.path = os.path.join(self.folder, "chat.sqlite3")
+        self.clock = Clock()
+        self.store = SQLiteStore(self.path, monotonic=self.clock.seconds)
+        self.logged = []
+        self.store.log = Logger(observer=self.logged.append)
+        self.store.open(0)
+        self.addCleanup(self.store.close)
+        self.seq = 0
+
+    def say(self, text="hello"):
+        self.seq += 1
+        return self.store.addMessage(
+            Message(1, self.seq, f"uid-{self.seq}", "alice", text, 1795000000.0))
+
+    def critical(self):
+        return [e for e in self.logged if e["log_level"] == LogLevel.critical]
+
+    @defer.inlineCallbacks
+    def assertLost(self, d):
+        failure = yield self.assertFailure(d, DatabaseLost)
+        self.assertIn(f"The database file at {self.path} was removed or replaced", str(failure))
+
+    @defer.inlineCallbacks
+    def test_removedFileRefusesEveryWrite(self):
+        yield self.store.addRoom(RoomRecord(1, "kitchen", 0.0))
+        yield self.say()
+        os.remove(self.path)
+        yield self.assertLost(self.say("after the removal"))
+        yield self.assertLost(self.say("and again"))
+        yield self.assertLost(self.store.addRoom(RoomRecord(2, "garden", 0.0)))
+        self.assertEqual(len(self.critical()), 1)
+
+    @defer.inlineCallbacks
+    def test_removedFolder(self):
+        yield self.store.addRoom(RoomRecord(1, "kitchen", 0.0))
+        shutil.rmtree(self.folder)
+        yield defer.gatherResults([self.assertLost(self.say()) for _ in range(10)])
+
+    @defer.inlineCallbacks
+    def test_replacedFileRefusesAndTheReplacementIsUntouched(self):
+        yield self.store.addRoom(RoomRecord(1, "kitchen", 0.0))
+        yield self.say("before")
+        other = os.path.join(self.folder, "other.sqlite3")
+        sqlite3.connect(other).close()
+        os.replace(other, self.path)
+        yield self.assertLost(self.say("after"))
+        self.assertEqual(os.path.getsize(self.path), 0)
+
+    @defer.inlineCallbacks
+    def test_removedWalRefuses(self):
+        """The -wal holds the commits since the last checkpoint: losing it loses them."""
+        yield self.store.addRoom(RoomRecord(1, "kitchen", 0.0))
+        yield self.say("before")
+        os.remove(self.path + "-wal")
+        yield self.assertLost(self.say("after"))
+
+    @defer.inlineCallbacks
+    def test_refusedBatchIsRolledBack(self):
+        """Moved away and back: what was refused meanwhile is not in the file."""
+        yield self.store.addRoom(RoomRecord(1, "kitchen", 0.0))
+        yield self.say("kept")
+        moved = self.folder + ".moved"
+        os.rename(self.folder, moved)
+        yield defer.gatherResults([self.assertLost(self.say(f"refused {n}")) for n in range(5)])
+        os.rename(moved, self.folder)
+        yield self.assertLost(self.say("still refused"))
+        yield self.store.close()
+        again = SQLiteStore(self.path)
+        self.assertEqual(again.open(0), [RoomRecord(1, "kitchen", 0.0, 1)])
+        self.addCleanup(again.close)
+        page = yield again.page(1, 1, 100)
+        self.assertEqual([m.text for m in page], ["kept"])
+
+    @defer.inlineCallbacks
+    def test_refusalsAreLoggedAtABoundedRate(self):
+        """Once when first seen, then one reminder per interval with a count: never a line each."""
+        yield self.store.addRoom(RoomRecord(1, "kitchen", 0.0))
+        os.remove(self.path)
+        yield self.assertLost(self.say())
+        for _ in range(100):
+            yield self.assertLost(self.say())
+        self.assertEqual(len(self.critical()), 1)
+        self.clock.advance(SQLiteStore.LOST_LOG_INTERVAL)
+        for _ in range(50):
+            yield self.assertLost(self.say())
+        lines = self.critical()
+        self.assertEqual(len(lines), 2)
+        self.assertEqual(lines[1]["count"], 101)
+        self.assertIn(self.path, str(lines[1]["error"]))
