@@ -55,6 +55,16 @@ class DatabaseLost(Exception):
             " (an empty history if nothing is).")
 
 
+class DatabaseInUse(Exception):
+    """Another process has the database open: one server per database."""
+
+    def __init__(self, path: str):
+        super().__init__(
+            f"The database {path} is in use by another process (another server?)."
+            " Only one server can use a database at a time: stop the other one,"
+            " or give this one a database of its own.")
+
+
 class IHistoryStore(Interface):
     def open(recent):
         """
@@ -107,11 +117,26 @@ _COLUMNS = "room_id, seq, uid, sender, text, ts"
 SYNCHRONOUS = {"full": "FULL", "crash": "NORMAL"}
 
 
+BUSY_TIMEOUT_MS = 5000  # how long a statement waits for a lock before it fails
+
+
 def _prepare(connection, durability="full"):
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     # WAL lets readers (history pages) run beside the writer.
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute(f"PRAGMA synchronous = {SYNCHRONOUS[durability]}")
-    connection.execute("PRAGMA busy_timeout = 5000")
+
+
+def _uri(path, mode=""):
+    """
+    How every connection of the store opens its file: with SQLite's unix-excl
+    VFS, which locks the database for this process alone and keeps the WAL
+    index on the heap, not in a shared -shm file mapped into memory (a -shm
+    truncated or made immutable under the server killed it with SIGBUS). The
+    store's own connections still run side by side; other processes (a second
+    server, the sqlite3 shell) are kept out while it runs.
+    """
+    return f"file:{quote(path)}?vfs=unix-excl{mode}"
 
 
 @implementer(IHistoryStore)
@@ -136,6 +161,7 @@ class SQLiteStore:
         self._reactor = reactor
         self._monotonic = monotonic  # spaces the reminders: a clock step never silences them
         self._pool = None
+        self._holder = None  # the connection open() made
         self._queue = []  # (insert statement, row, Deferred), in order
         self._writing = False
         self._idleWaiters = []
@@ -148,9 +174,16 @@ class SQLiteStore:
         self._lostLogged = None  # when that line was logged (monotonic seconds)
 
     def open(self, recent: int) -> list:
-        connection = sqlite3.connect(self.path)
+        # This connection is held until close(), and with it the lock that
+        # keeps other processes out (the pool's threads connect only when used).
+        connection = self._holder = sqlite3.connect(_uri(self.path), uri=True)
         try:
-            _prepare(connection, self.durability)
+            try:
+                _prepare(connection, self.durability)
+            except sqlite3.OperationalError as e:
+                if "locked" in str(e):
+                    raise DatabaseInUse(self.path) from e
+                raise
             connection.executescript(SCHEMA)
             self._identity = _identity(self.path)
             # One statement: each room's last seq is one seek in the primary key.
@@ -162,13 +195,14 @@ class SQLiteStore:
                      for room_id, name, created, last in rows]
             if recent > 0:
                 rooms = [self._withRecent(connection, room, recent) for room in rooms]
-        finally:
+        except BaseException:
             connection.close()
+            raise
         # Each of the pool's threads connects when first used, maybe after the
         # file was removed (mode=rw: fail rather than create an empty database
         # there) or replaced (_connected leaves the replacement alone).
         self._pool = adbapi.ConnectionPool(
-            "sqlite3", f"file:{quote(self.path)}?mode=rw", uri=True,
+            "sqlite3", _uri(self.path, "&mode=rw"), uri=True,
             check_same_thread=False,
             cp_min=1, cp_max=2, cp_reactor=self._reactor, cp_openfun=self._connected)
         return rooms
@@ -207,7 +241,11 @@ class SQLiteStore:
         if self._pool is None or self._closing:
             return succeed(None)
         self._closing = True  # refuse new writes, finish the queued ones
-        return self._whenIdle().addCallback(lambda _: self._pool.close())
+        return self._whenIdle().addCallback(lambda _: self._release())
+
+    def _release(self):
+        self._pool.close()
+        self._holder.close()
 
     def _enqueue(self, statement, row) -> Deferred:
         if self._closing:

@@ -3,13 +3,16 @@
 import os
 import shutil
 import sqlite3
+import sys
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import TestCase
 
 from chatsvc.store import DatabaseLost, Message, RoomRecord, SQLiteStore, _prepare
+from tests.e2e import PROJECT_ROOT
 
 
 class SQLiteStoreTests(TestCase):
@@ -110,6 +113,69 @@ class SQLiteStoreTests(TestCase):
         yield store.close()
         _, rooms = self.openStore(recent=1)
         self.assertEqual(rooms[0].last_seq, 100)
+
+
+class OneProcessTests(TestCase):
+    """
+    The store keeps its database to itself: the WAL index lives on its heap,
+    not in a -shm file that someone could truncate under it (SIGBUS), and
+    other processes are kept out while it runs.
+    """
+
+    timeout = 30
+
+    def setUp(self):
+        self.path = os.path.abspath(self.mktemp() + ".sqlite3")
+
+    def message(self, seq):
+        return Message(1, seq, f"uid-{seq}", "alice", f"message {seq}", 1795000000.0)
+
+    def inAnotherProcess(self, code):
+        """Run C{code} (with C{path} set) in a child Python; its output and exit code."""
+        return getProcessOutputAndValue(
+            sys.executable, ["-c", f"path = {self.path!r}\n{code}"],
+            env=dict(os.environ, PYTHONPATH=PROJECT_ROOT))
+
+    @defer.inlineCallbacks
+    def test_noSharedMemoryFile(self):
+        """A stale -shm, even truncated to nothing, is never mapped: none is made or used."""
+        with open(self.path + "-shm", "wb"):
+            pass
+        store = SQLiteStore(self.path)
+        store.open(0)
+        self.addCleanup(store.close)
+        yield store.addRoom(RoomRecord(1, "kitchen", 0.0))
+        yield defer.gatherResults([store.addMessage(self.message(n)) for n in range(1, 101)])
+        self.assertEqual(os.path.getsize(self.path + "-shm"), 0)
+        os.remove(self.path + "-shm")
+        yield store.addMessage(self.message(101))
+        page = yield store.page(1, 99, 200)
+        self.assertEqual([m.seq for m in page], [99, 100, 101])
+        self.assertFalse(os.path.exists(self.path + "-shm"))
+
+    @defer.inlineCallbacks
+    def test_otherProcessesAreKeptOut(self):
+        store = SQLiteStore(self.path)
+        store.open(0)
+        self.addCleanup(store.close)
+        yield store.addRoom(RoomRecord(1, "kitchen", 0.0))
+        out, err, code = yield self.inAnotherProcess(
+            "import sqlite3\n"
+            "sqlite3.connect(path, timeout=0).execute('SELECT COUNT(*) FROM rooms')")
+        self.assertIn(b"database is locked", err)
+        # A second server on the same database is refused, with the path and
+        # what to do (at once here: it would wait for SQLite's busy timeout).
+        out, err, code = yield self.inAnotherProcess(
+            "from chatsvc import store\n"
+            "store.BUSY_TIMEOUT_MS = 0\n"
+            "store.SQLiteStore(path).open(0)")
+        self.assertIn(f"chatsvc.store.DatabaseInUse: The database {self.path} is in use"
+                      " by another process".encode(), err)
+        yield store.close()
+        out, err, code = yield self.inAnotherProcess(
+            "import sqlite3\n"
+            "print(sqlite3.connect(path).execute('SELECT name FROM rooms').fetchall())")
+        self.assertEqual((out, code), (b"[('kitchen',)]\n", 0))
 
 
 class DatabaseLostTests(TestCase):
