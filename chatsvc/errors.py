@@ -89,8 +89,12 @@ class BadHistoryCount(ChatError):
 
 
 class NotStored(ChatError):
-    def __init__(self, what: str = "Your message", so: str = "it was not sent"):
-        super().__init__(f"{what} could not be saved, so {so}. Please try again.")
+    AGAIN = "Please try again."
+    LOST = "The server has lost its database: please tell its operator."
+
+    def __init__(self, what: str = "Your message", so: str = "it was not sent",
+                 then: str = AGAIN):
+        super().__init__(f"{what} could not be saved, so {so}. {then}")
 
 
 class NotRead(ChatError):

@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 from chatsvc import errors
 from chatsvc.events import Arrival, Joined, Left, MadeWay, Page, Said, Stopping, Whispered
 from chatsvc.settings import Settings
-from chatsvc.store import Message, RoomRecord
+from chatsvc.store import DatabaseLost, Message, RoomRecord
 from chatsvc.text import clean
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -326,7 +326,8 @@ class Lobby(service.Service):
         def failed(failure):
             self._creating.discard(key)
             self.log.failure("Could not store room {room}", failure, room=name)
-            raise errors.NotStored(f"The room {name}", "it was not created")
+            raise errors.NotStored(f"The room {name}", "it was not created",
+                                   self._notStoredBecause(failure))
 
         return self.store.addRoom(record).addCallbacks(stored, failed)
 
@@ -479,10 +480,15 @@ class Lobby(service.Service):
         for d, message in delivered:
             d.callback(message)
 
+    @staticmethod
+    def _notStoredBecause(failure):
+        """What to tell the sender: try again, or nothing will be stored for now."""
+        return errors.NotStored.LOST if failure.check(DatabaseLost) else errors.NotStored.AGAIN
+
     def _notStored(self, failure):
         self._returned += 1
         self._release()
-        raise errors.NotStored()
+        raise errors.NotStored(then=self._notStoredBecause(failure))
 
     def whisper(self, user: User, name: str, text: str) -> Whispered:
         """A private message to one online user, wherever they are. Not stored."""

@@ -126,7 +126,8 @@ class Server(MultiService):
     """
     The server's service tree. Adopted by twistd (made the child of its
     Application, before twistd starts logging or daemonizes), it listens on
-    every address, refusing in one line if one cannot be had, and gives the
+    every address and runs its C{checks} (the database can be opened),
+    refusing in one line if one fails, and gives the
     Application the bounded log file (L{chatsvc.logs}). Outside twistd
     (C{options.parent} is None) it is a plain MultiService.
     """
@@ -134,6 +135,7 @@ class Server(MultiService):
     def __init__(self, options):
         super().__init__()
         self.options = options
+        self.checks = []  # (option as given, callable raising what is wrong with it)
 
     def setServiceParent(self, parent):
         super().setServiceParent(parent)
@@ -144,6 +146,11 @@ class Server(MultiService):
             for listener in self:
                 if isinstance(listener, Listener):
                     listener.listenNow()
+            for option, check in self.checks:
+                try:
+                    check()
+                except Exception as e:
+                    raise CannotStart(f"{option}: {e}") from e
             logs.install(parent, twistd, self.options)
         except (CannotStart, logs.CannotOpen) as e:
             refuse(str(e), CANNOT_START)

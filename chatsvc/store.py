@@ -173,17 +173,34 @@ class SQLiteStore:
         self._refused = 0  # writes refused since the last log line about it
         self._lostLogged = None  # when that line was logged (monotonic seconds)
 
+    def _lock(self):
+        """A connection holding the lock that keeps other processes out."""
+        connection = sqlite3.connect(_uri(self.path), uri=True)
+        try:
+            _prepare(connection, self.durability)
+        except sqlite3.OperationalError as e:
+            connection.close()
+            if "locked" in str(e):
+                raise DatabaseInUse(self.path) from e
+            raise
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def probe(self):
+        """
+        Check that the database can be opened and no other process has it,
+        then let it go: before twistd daemonizes, so that a refusal reaches
+        the terminal (L{chatsvc.startup.Server}).
+        """
+        self._lock().close()
+
     def open(self, recent: int) -> list:
         # This connection is held until close(), and with it the lock that
         # keeps other processes out (the pool's threads connect only when used).
-        connection = self._holder = sqlite3.connect(_uri(self.path), uri=True)
+        connection = self._holder = self._lock()
         try:
-            try:
-                _prepare(connection, self.durability)
-            except sqlite3.OperationalError as e:
-                if "locked" in str(e):
-                    raise DatabaseInUse(self.path) from e
-                raise
             connection.executescript(SCHEMA)
             self._identity = _identity(self.path)
             # One statement: each room's last seq is one seek in the primary key.

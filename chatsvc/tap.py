@@ -123,6 +123,10 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
         folder = os.path.dirname(os.path.abspath(self["db"]))
         if not os.path.isdir(folder):
             raise usage.UsageError(f"--db {self['db']!r}: there is no folder {folder}.")
+        if os.path.isdir(self["db"]):
+            raise usage.UsageError(
+                f"--db {self['db']!r} is a folder; give a file in it, such as"
+                f" {os.path.join(self['db'], 'chatroom.sqlite3')}.")
         self.settings = Settings(
             max_clients=_number(self, "max-clients", 1, 100_000),
             max_line=_number(self, "max-line", 64, 65_536),
@@ -199,8 +203,9 @@ def makeService(options) -> MultiService:
 
     _monotonic(reactor)
     top = startup.Server(options)
-    lobby = Lobby(SQLiteStore(options["db"], durability=options["durability"]),
-                  options.settings, reactor)
+    store = SQLiteStore(options["db"], durability=options["durability"])
+    top.checks.append((f"--db {options['db']}", store.probe))
+    lobby = Lobby(store, options.settings, reactor)
     lobby.setServiceParent(top)
     _FreezeStartup().setServiceParent(top)
     addresses = Addresses(options.settings, reactor, options["exempt"])

@@ -15,7 +15,6 @@ import sys
 from twisted.application.service import Application
 from twisted.internet import defer, endpoints, protocol, reactor
 from twisted.logger import ILogObserver, LogPublisher, textFileLogObserver
-from twisted.internet import endpoints
 from twisted.python import usage
 from twisted.trial.unittest import SkipTest, TestCase
 
@@ -312,12 +311,14 @@ def twistd(case, *argv, folder=None):
     return result, folder
 
 
-class TwistdTests(TestCase):
-    """The real twistd, as a person runs it, with -n and daemonized."""
-
+class _OneLine:
     def assertOneLine(self, result, status, line):
         self.assertEqual((result.returncode, result.stderr, result.stdout),
                          (status, line + "\n", ""))
+
+
+class TwistdTests(_OneLine, TestCase):
+    """The real twistd, as a person runs it, with -n and daemonized."""
 
     def test_busyAddress(self):
         description = f"tcp:{heldPort(self)}:interface=127.0.0.1"
@@ -387,3 +388,29 @@ def stopDaemon(pid):
         select.select([handle], [], [], 30)  # readable once the process has exited
     finally:
         os.close(handle)
+
+
+class DatabaseCheckTests(_OneLine, TestCase):
+    """The database is checked before twistd daemonizes: a refusal reaches the terminal."""
+
+    def test_databaseInUseIsOneLine(self):
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        db = os.path.join(folder, "chat.sqlite3")
+        from chatsvc.store import SQLiteStore
+        holder = SQLiteStore(db)
+        holder.open(0)
+        self.addCleanup(holder._holder.close)
+        for mode in [["-n", "--pidfile="], ["--pidfile=twistd.pid"]]:
+            result, _ = twistd(self, *mode, "chatroom", "--listen", LOOPBACK, "--db", db)
+            self.assertOneLine(result, 1, f"twistd chatroom: --db {db}: The database {db} is in"
+                                          " use by another process (another server?). Only one"
+                                          " server can use a database at a time: stop the other"
+                                          " one, or give this one a database of its own.")
+
+    def test_folderIsNotADatabase(self):
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        e = self.assertRaises(usage.UsageError, parse, "--db", folder)
+        self.assertEqual(str(e), f"--db {folder!r} is a folder; give a file in it, such as"
+                                 f" {os.path.join(folder, 'chatroom.sqlite3')}.")

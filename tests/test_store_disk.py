@@ -12,7 +12,8 @@ from twisted.trial.unittest import TestCase
 
 from tests.e2e import ServerProcess, connect
 
-NOT_SAVED = "! Your message could not be saved, so it was not sent. Please try again."
+NOT_SAVED = ("! Your message could not be saved, so it was not sent. The server has lost its"
+             " database: please tell its operator.")
 LOST = "was removed or replaced while the server was running"
 
 
