@@ -59,7 +59,7 @@ from chatsvc.bench.server import (
     capacityArgs,
     serverCommand,
 )
-from chatsvc.bench.workloads import Workload, _cpu
+from chatsvc.bench.workloads import Workload, cpuShares
 
 PHASES = (("alone", "without abusers"), ("abused", "with abusers"))
 # protocol.py's warning when a client that does not read is disconnected.
@@ -353,7 +353,7 @@ class Abuse(Workload):
             sentAt = run.worst[1]
             metrics["delivery_max_sent_at_s"] = None if sentAt is None else round(sentAt / 1e6, 2)
             metrics.update(latencies("echo", run.echoes))
-            cpu = _cpu(cpu0, cpu1, elapsed or 0)
+            cpu = cpuShares(cpu0, cpu1)
             metrics.update({k: cpu[k] for k in ("server_cpu_pct", "other_cpu_pct")})
             if abused and complete and not run.expired:
                 await self._grace(run, abusers, watch)
