@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
-from chatsvc.commands import Invocation, parse
+from chatsvc.doors.line.commands import Invocation, parse
 from chatsvc.errors import ChatError
 from chatsvc.text import clean
 

@@ -10,11 +10,14 @@ from chatsvc.text import plural
 class ChatError(Exception):
     """A request the chat refused; nothing was changed."""
 
+    reason = "refused"  # a few words for the log
     def __str__(self) -> str:
         return self.args[0] if self.args else self.__class__.__name__
 
 
 class ServerFull(ChatError):
+    reason = "server full"
+
     def __init__(self, limit: int):
         super().__init__(
             f"The server is full: it holds {plural(limit, 'user')}. Try again later."
@@ -37,17 +40,18 @@ class NameTaken(ChatError):
 class InvalidRoomName(ChatError):
     def __init__(self, limit: int):
         super().__init__(
-            f"A room name is 1 to {limit} letters, digits, _, - or ."
+            f"A room name is 1 to {limit} letters, digits, _, - or ., starting with"
+            " a letter or digit."
         )
 
 
 class RoomExists(ChatError):
     SHOWN = 20  # rooms named in the error; `list` has them all
 
-    def __init__(self, name: str, rooms: list):
+    def __init__(self, name: str, rooms: list, total: int):
         shown = ", ".join(rooms[:self.SHOWN])
-        if len(rooms) > self.SHOWN:
-            shown += f" and {len(rooms) - self.SHOWN} more (type list)"
+        if total > len(rooms[:self.SHOWN]):
+            shown += f" and {total - len(rooms[:self.SHOWN])} more (type list)"
         super().__init__(
             f"A room named {name} exists already. Rooms: {shown}."
             f" Type join {name} to go there."
@@ -71,7 +75,7 @@ class NotInRoom(ChatError):
 
 class NoSuchUser(ChatError):
     def __init__(self, name: str):
-        super().__init__(f"No one named '{name}' is online. Type who to see users.")
+        super().__init__(f"No one named '{name}' is online. Type online to see who is.")
 
 
 class EmptyMessage(ChatError):
@@ -89,6 +93,13 @@ class NotStored(ChatError):
         super().__init__(f"{what} could not be saved, so {so}. Please try again.")
 
 
+class NotRead(ChatError):
+    def __init__(self, room: str):
+        super().__init__(
+            f"The history of {room} could not be read, so you did not join it."
+            " Please try again.")
+
+
 class UnknownCommand(ChatError):
     def __init__(self, word: str):
         super().__init__(
@@ -100,3 +111,55 @@ class UnknownCommand(ChatError):
 class BadArguments(ChatError):
     def __init__(self, usage: str, summary: str):
         super().__init__(f"Usage: {usage} ({summary}).")
+
+
+class TooManyConnections(ChatError):
+    reason = "too many connections at once"
+
+    def __init__(self, limit: int):
+        super().__init__(
+            f"There are {plural(limit, 'connection')} from your address already, the most"
+            " allowed. Close one, or ask the operator to exempt your address.")
+
+
+class ConnectingTooOften(ChatError):
+    reason = "connecting too often"
+
+    def __init__(self, wait: float):
+        super().__init__(
+            f"Your address is connecting too often. Try again in {max(1, round(wait))} s.")
+
+
+class TooManyNaming(ChatError):
+    reason = "too many choosing a name"
+
+    def __init__(self, limit: int):
+        super().__init__(
+            f"{plural(limit, 'connection')} from your address "
+            f"{'is' if limit == 1 else 'are'} choosing a screen name already."
+            " Choose a name there first, or close it.")
+
+
+class CreatingTooOften(ChatError):
+    def __init__(self, wait: float):
+        minutes = max(1, round(wait / 60))
+        super().__init__(
+            f"Your address has created rooms too often. Try again in"
+            f" {plural(minutes, 'minute')}, or join one that exists (type list).")
+
+
+class TooManyRooms(ChatError):
+    def __init__(self, limit: int):
+        super().__init__(
+            f"The server holds {plural(limit, 'room')}, the most it keeps. Join one"
+            " that exists (type list WORD to find one).")
+
+
+class ReservedRoomName(ChatError):
+    def __init__(self, name: str):
+        super().__init__(f"{name} is not a room name you can use. Choose another one.")
+
+
+class ServerStopping(ChatError):
+    def __init__(self, what: str = "Your message was not sent"):
+        super().__init__(f"The server is stopping. {what}.")

@@ -44,7 +44,9 @@ class Joined:
 class Left:
     room: str
     name: str
-    why: str = "left"  # "left", "quit" (disconnected) or "moved" (joined another room)
+    # "left", "moved" (joined another room), "quit" (left the chat) or "lost"
+    # (the connection was)
+    why: str = "left"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,11 @@ class MadeWay:
     A connection that had not chosen a name yet was the longest waiting when
     a new one arrived with every such place taken: it is closed.
     """
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """The server is stopping: what was said has been stored and sent."""
 
 
 @dataclass(frozen=True)

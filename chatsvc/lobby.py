@@ -4,29 +4,50 @@ what each of them is told. No sockets here; front doors call the Lobby and the
 Lobby calls each user's L{IChatClient}.
 """
 
+import bisect
+import fnmatch
 import re
+import time
 import uuid
 from collections import deque
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from chatsvc import errors
-from chatsvc.events import Arrival, Joined, Left, MadeWay, Page, Said, Whispered
+from chatsvc.events import Arrival, Joined, Left, MadeWay, Page, Said, Stopping, Whispered
 from chatsvc.settings import Settings
 from chatsvc.store import Message, RoomRecord
 from chatsvc.text import clean
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
-_ROOM_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+RESERVED_ROOMS = {"lobby"}  # where everyone is before joining a room: not a room
+STOP_GRACE = 5.0  # seconds users have to receive the goodbye when the server stops
+
+
+def roomMatcher(pattern):
+    """
+    A test for room names: a pattern with C{*} or C{?} is a glob over the
+    whole name, any other a word the name contains; case is ignored.
+    """
+    if not pattern:
+        return None
+    pattern = pattern.casefold()
+    if "*" in pattern or "?" in pattern:
+        match = re.compile(fnmatch.translate(pattern)).match
+        return lambda key: match(key) is not None
+    return lambda key: pattern in key
 
 
 class User:
     """One connection's person: a name (once chosen), rooms and history cursors."""
 
-    def __init__(self, mind):
+    def __init__(self, mind, address=None):
         self.mind = mind
+        self.address = address  # what per-address limits count; None: exempt
         self.name = None
         self.rooms = {}  # room key -> Room
         # room key -> the seq of the oldest message this user has been sent
@@ -38,20 +59,27 @@ class User:
 
 
 class Room:
-    """A room, its members and its newest messages (kept for join replay)."""
+    """
+    A room, its members and, while anyone is in it, its newest messages (for
+    join replay): memory grows with the rooms people are in, not with every
+    room that has history.
+    """
 
+    __slots__ = ("id", "name", "key", "created", "members", "nextSeq", "recent",
+                 "delivered", "outbox", "loading")
     log = Logger()
 
-    def __init__(self, record: RoomRecord, replay: int):
+    def __init__(self, record: RoomRecord):
         self.id = record.id
         self.name = record.name
         self.key = record.name.casefold()
         self.created = record.created
         self.members = {}  # User -> None: a set that keeps join order
         self.nextSeq = record.last_seq + 1
-        self.recent = deque(record.recent, maxlen=replay)
+        self.recent = None  # a deque of the newest messages once read; None: not kept
         self.delivered = record.last_seq  # the seq of the newest message broadcast
         self.outbox = []  # stored this turn, to be broadcast at its end
+        self.loading = None  # Deferreds waiting for `recent` to be read
 
     def broadcast(self, event, exclude=None):
         """
@@ -79,17 +107,24 @@ class Lobby(service.Service):
 
     log = Logger()
 
-    def __init__(self, store, settings: Settings = Settings(), clock=None):
+    def __init__(self, store, settings: Settings = Settings(), clock=None,
+                 wallclock=time.time):
         if clock is None:
             from twisted.internet import reactor as clock
         self.store = store
         self.settings = settings
-        self.clock = clock  # time stamps here; timeouts and flood control in front doors
-        self._now = clock.seconds
+        self.clock = clock  # durations (the server runs it on a monotonic clock)
+        self._now = wallclock  # messages' time stamps
         self.users = set()  # every connection, named or not
         self._unnamed = {}  # User -> None: connections choosing a name, oldest first
+        self._naming = {}  # address -> how many of its connections are choosing a name
         self.names = {}  # casefolded name -> User
         self.rooms = {}  # casefolded room name -> Room
+        self._byName = []  # every room key, sorted: `list` walks it
+        self._occupied = set()  # rooms with members: `list` shows them first
+        self.stopping = False
+        self._allGone = None  # fires once every user has gone, while stopping
+        self._broadcastCall = None
         self._creating = set()  # room keys being stored right now
         self._outboxes = []  # rooms with stored messages not broadcast yet
         self._delivered = []  # (Deferred, message): says to confirm once broadcast
@@ -103,47 +138,103 @@ class Lobby(service.Service):
     # Start and stop
 
     def startService(self):
-        for record in self.store.open(self.settings.history_replay):
-            self._addRoom(Room(record, self.settings.history_replay))
+        for record in self.store.open(0):  # recent messages are read on join
+            self.rooms[record.name.casefold()] = Room(record)
+            self._nextRoomId = max(self._nextRoomId, record.id + 1)
+        self._byName = sorted(self.rooms)
         self.log.info("Loaded {rooms} rooms", rooms=len(self.rooms))
         super().startService()
 
     def stopService(self):
+        """
+        Refuse new messages, finish storing and sending those underway, tell
+        everyone the server is stopping, and give them a moment to hear it.
+        """
         super().stopService()
-        return self.store.close()
+        self.stopping = True
+        d = self.store.close()
+        d.addBoth(self._flush)
+        d.addCallback(lambda _: self._sendAway())
+        return d
+
+    def _flush(self, result):
+        if self._broadcastCall is not None and self._broadcastCall.active():
+            self._broadcastCall.cancel()
+            self._broadcastStored()
+        return result
+
+    def _sendAway(self):
+        if not self.users:
+            return None
+        self._allGone = gone = Deferred()
+        for user in list(self.users):
+            self._tell(user, Stopping())
+        timer = self.clock.callLater(STOP_GRACE, lambda: gone.called or gone.callback(None))
+        return gone.addBoth(lambda _: timer.active() and timer.cancel())
 
     def _addRoom(self, room):
         self.rooms[room.key] = room
+        bisect.insort(self._byName, room.key)
         self._nextRoomId = max(self._nextRoomId, room.id + 1)
 
     # Arriving and leaving
 
-    def connect(self, mind) -> User:
+    def connect(self, mind, address=None) -> User:
         """
-        A new connection: its User, or L{errors.ServerFull} when C{max_clients}
-        users are online. Up to as many connections may be choosing a name
-        besides; past that the one that has waited longest makes way, so
-        connections that never choose a name cannot keep users out.
+        A new connection from C{address} (None: exempt from per-address
+        limits): its User, or L{errors.ServerFull} when C{max_clients} users
+        are online, or L{errors.TooManyNaming} when that address has its share
+        of connections choosing a name. Up to C{max_clients} connections may
+        be choosing a name besides; past that the oldest of the address that
+        holds the most of them makes way, so no address can keep another's
+        users out.
         """
         limit = self.settings.max_clients
         if len(self.names) >= limit:
             raise errors.ServerFull(limit)
+        slots = self.settings.login_slots_per_address
+        if address is not None and slots and self._naming.get(address, 0) >= slots:
+            raise errors.TooManyNaming(slots)
         if len(self._unnamed) >= limit:
-            oldest = next(iter(self._unnamed))
+            oldest = self._makingWay()
             self.disconnect(oldest)
             self._tell(oldest, MadeWay())
-        user = User(mind)
+        user = User(mind, address)
         self.users.add(user)
         self._unnamed[user] = None
+        if address is not None:
+            self._naming[address] = self._naming.get(address, 0) + 1
         return user
 
-    def disconnect(self, user: User):
+    def _makingWay(self) -> User:
+        """The oldest connection choosing a name, of the address with the most."""
+        most = max(self._naming.values(), default=0)
+        if most > 1:
+            crowded = {a for a, n in self._naming.items() if n == most}
+            for user in self._unnamed:
+                if user.address in crowded:
+                    return user
+        return next(iter(self._unnamed))
+
+    def _named(self, user):
+        """C{user} is no longer choosing a name."""
+        if self._unnamed.pop(user, 0) is None and user.address is not None:
+            left = self._naming[user.address] - 1
+            if left:
+                self._naming[user.address] = left
+            else:
+                del self._naming[user.address]
+
+    def disconnect(self, user: User, why="lost"):
+        """C{user} has gone: C{why} is "quit" (they said so) or "lost"."""
         for room in list(user.rooms.values()):
-            self._leave(user, room, "quit")
+            self._leave(user, room, why)
         if user.name is not None and self.names.get(user.name.casefold()) is user:
             del self.names[user.name.casefold()]
         self.users.discard(user)
-        self._unnamed.pop(user, None)
+        self._named(user)
+        if self._allGone is not None and not self.users and not self._allGone.called:
+            self._allGone.callback(None)
 
     def chooseName(self, user: User, requested: str) -> str:
         """Give C{user} the name asked for, or the next free C{Guest<N>} for ''."""
@@ -158,7 +249,7 @@ class Lobby(service.Service):
             raise errors.NameTaken(name)
         user.name = name
         self.names[name.casefold()] = user
-        self._unnamed.pop(user, None)
+        self._named(user)
         return name
 
     def _guestName(self) -> str:
@@ -170,10 +261,30 @@ class Lobby(service.Service):
 
     # Rooms
 
-    def roomList(self) -> list:
-        """(name, users online) for every room, by name."""
-        return sorted(((r.name, len(r.members)) for r in self.rooms.values()),
-                      key=lambda pair: pair[0].casefold())
+    def roomList(self, pattern=None):
+        """
+        (name, users online) for every room, or those C{pattern} matches (see
+        L{roomMatcher}): the busiest first, then by name. Lazy, so a front
+        door can send a list of thousands only as fast as its client reads;
+        it yields None for each room that does not match, so that the door
+        can bound the work of one turn however few match.
+        """
+        match = roomMatcher(pattern)
+        busy = sorted(self._occupied, key=lambda r: (-len(r.members), r.key))
+        keys = self._byName  # replaced, not changed, by a new room: safe to walk
+        for room in busy:
+            if match is None or match(room.key):
+                yield room.name, len(room.members)
+            else:
+                yield None
+        for key in keys:
+            room = self.rooms.get(key)
+            if room is None or room.members:
+                continue
+            if match is None or match(key):
+                yield room.name, 0
+            else:
+                yield None
 
     def createRoom(self, user: User, requested: str, *, exclusive=True) -> Deferred:
         """
@@ -182,21 +293,31 @@ class Lobby(service.Service):
         @return: a Deferred firing with the L{Arrival}; it fails with
             L{errors.NotStored} if the store refuses, with nothing changed.
         """
+        if self.stopping:
+            raise errors.ServerStopping("The room was not created")
         name = clean(requested).strip()
         if len(name) > self.settings.room_name_max or not _ROOM_NAME.fullmatch(name):
             raise errors.InvalidRoomName(self.settings.room_name_max)
         key = name.casefold()
+        if key in RESERVED_ROOMS:
+            raise errors.ReservedRoomName(name)
         if key in self.rooms or key in self._creating:
             existing = self.rooms.get(key)
-            raise errors.RoomExists(existing.name if existing else name,
-                                    [n for n, _ in self.roomList()])
+            raise errors.RoomExists(
+                existing.name if existing else name,
+                [self.rooms[k].name for k in self._byName[:errors.RoomExists.SHOWN]],
+                len(self.rooms))
+        if len(self.rooms) + len(self._creating) >= self.settings.max_rooms:
+            raise errors.TooManyRooms(self.settings.max_rooms)
         record = RoomRecord(self._nextRoomId, name, self._now())
         self._nextRoomId += 1
         self._creating.add(key)  # a second create of this name is refused meanwhile
 
         def stored(_):
             self._creating.discard(key)
-            self._addRoom(Room(record, self.settings.history_replay))
+            room = Room(record)
+            room.recent = deque(maxlen=self.settings.history_replay)  # it has none
+            self._addRoom(room)
             self.log.info("{user} created room {room}", user=user.name, room=name)
             if user in self.users:
                 return self.join(user, name, exclusive=exclusive)
@@ -208,15 +329,24 @@ class Lobby(service.Service):
 
         return self.store.addRoom(record).addCallbacks(stored, failed)
 
-    def join(self, user: User, requested: str, *, exclusive=True):
+    def join(self, user: User, requested: str, *, exclusive=True) -> Deferred:
         """
         Put C{user} in a room; with C{exclusive} (the native front door), out of
-        any other room first. Returns the L{Arrival}, or None if already there.
+        any other room first. The Deferred fires with the L{Arrival}, or None
+        if they were there already (or left meanwhile).
         """
         room = self.rooms.get(clean(requested).strip().casefold())
         if room is None:
             raise errors.NoSuchRoom(clean(requested).strip())
         if room.key in user.rooms:
+            return succeed(None)
+        if room.recent is not None:
+            return succeed(self._enter(user, room, exclusive))
+        return self._readRecent(room).addCallback(
+            lambda _: self._enter(user, room, exclusive))
+
+    def _enter(self, user, room, exclusive):
+        if user not in self.users or room.key in user.rooms or room.key not in self.rooms:
             return None
         if exclusive:
             for other in list(user.rooms.values()):
@@ -224,11 +354,53 @@ class Lobby(service.Service):
         others = tuple(u.name for u in room.members)
         room.broadcast(Joined(room.name, user.name))
         room.members[user] = None
+        self._occupied.add(room)
         user.rooms[room.key] = room
-        # Replay comes from memory: a join costs the same whatever the history's size.
+        # Replay comes from memory (read from the store when the first member
+        # came): a join costs the same whatever the history's size.
         replay = tuple(room.recent)
         user.cursors[room.key] = replay[0].seq if replay else room.delivered + 1
         return Arrival(room.name, others, replay, user.cursors[room.key] - 1)
+
+    def _readRecent(self, room) -> Deferred:
+        """Fill C{room.recent} from the store; every join waiting for it shares one read."""
+        waiter = Deferred()
+        if room.loading is not None:
+            room.loading.append(waiter)
+            return waiter
+        room.loading = [waiter]
+        replay = self.settings.history_replay
+
+        def read():
+            newest = room.delivered
+            low = max(1, newest - replay + 1)
+            return self.store.page(room.id, low, newest + 1).addCallback(got, newest)
+
+        def got(messages, newest):
+            if room.delivered != newest:  # more were sent meanwhile: read again
+                return read()
+            if room.recent is None:
+                room.recent = deque(messages, maxlen=replay)
+
+        def done(result):
+            waiting, room.loading = room.loading, None
+            if isinstance(result, Failure):
+                self.log.failure("Could not read {room}'s history", result, room=room.name)
+            for d in waiting:
+                if isinstance(result, Failure):
+                    d.errback(result)
+                else:
+                    d.callback(None)
+
+        d = read() if replay and room.delivered else succeed(None)
+        if not replay or not room.delivered:
+            room.recent = deque(maxlen=replay)
+        d.addBoth(done)
+        return waiter.addErrback(lambda _: self._unreadable(room))
+
+    @staticmethod
+    def _unreadable(room):
+        raise errors.NotRead(room.name)
 
     def leave(self, user: User, room):
         self._leave(user, room, "left")
@@ -237,6 +409,10 @@ class Lobby(service.Service):
         room.members.pop(user, None)
         user.rooms.pop(room.key, None)
         user.cursors.pop(room.key, None)
+        if not room.members:
+            self._occupied.discard(room)
+            if not room.outbox:
+                room.recent = None  # read again when someone comes
         room.broadcast(Left(room.name, user.name, why))
 
     # Talking
@@ -249,6 +425,8 @@ class Lobby(service.Service):
         """
         if room.key not in user.rooms:
             raise errors.NotInRoom("talk there")
+        if self.stopping:
+            raise errors.ServerStopping()
         text = clean(text)
         if not text.strip():
             raise errors.EmptyMessage()
@@ -283,16 +461,19 @@ class Lobby(service.Service):
             self._holdUntil = None
             if self._outboxes and not self._broadcasting:
                 self._broadcasting = True  # at the end of this turn, with what else it stores
-                self.clock.callLater(0, self._broadcastStored)
+                self._broadcastCall = self.clock.callLater(0, self._broadcastStored)
 
     def _broadcastStored(self):
         self._broadcasting = False
         rooms, self._outboxes = self._outboxes, []
         for room in rooms:
             messages, room.outbox = tuple(room.outbox), []
-            room.recent.extend(messages)
             room.delivered = messages[-1].seq
-            room.broadcast(Said(room.name, messages))
+            if room.members:
+                room.recent.extend(messages)
+                room.broadcast(Said(room.name, messages))
+            else:  # all left while it was being stored: the store has it
+                room.recent = None
         delivered, self._delivered = self._delivered, []
         for d, message in delivered:
             d.callback(message)

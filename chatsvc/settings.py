@@ -22,3 +22,14 @@ class Settings:
     max_output_buffer: int = 1024 * 1024  # bytes waiting for a slow reader, at most
     login_timeout: float = 60.0  # seconds to choose a name; 0 = forever
     idle_timeout: float = 0.0  # seconds of silence before closing; 0 = never
+    # A peer that vanished (no FIN, no RST) is dropped within about twice this.
+    keepalive: float = 60.0
+    max_rooms: int = 1000  # rooms the server keeps, in all
+    # Per client address (an IPv4 address, an IPv6 /64), whatever the door,
+    # however many connections: see chatsvc.doors.addresses.
+    max_per_address: int = 3  # connections at once; 0 = no limit
+    connect_rate: float = 1.0  # new connections a second; 0 = no limit
+    connect_burst: int = 10  # ... at once before the rate applies
+    login_slots_per_address: int = 2  # connections still choosing a name
+    create_rate: float = 10.0  # rooms created an hour; 0 = no limit
+    create_burst: int = 5  # ... at once before the rate applies

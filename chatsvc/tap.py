@@ -2,6 +2,7 @@
 
 import gc
 import os
+import time
 
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
@@ -11,8 +12,10 @@ from twisted.logger import Logger
 from twisted.python import usage
 from zope.interface import implementer
 
+from chatsvc.doors.addresses import Addresses, parseExempt
+from chatsvc.doors.line.protocol import ChatFactory
+from chatsvc.doors.sockets import deadAfter
 from chatsvc.lobby import Lobby
-from chatsvc.protocol import ChatFactory
 from chatsvc.settings import Settings
 from chatsvc.store import SYNCHRONOUS, SQLiteStore
 
@@ -63,11 +66,43 @@ class Options(usage.Options):
          "Seconds a new connection has to choose a name (0 = forever)."],
         ["idle-timeout", None, Settings.idle_timeout,
          "Seconds of silence after which a user is disconnected (0 = never)."],
+        ["keepalive", None, Settings.keepalive,
+         "Seconds of quiet after which the server checks that a client is still"
+         " there; one that vanished (no FIN, no RST) is dropped within about twice"
+         " this (1-86400; 0 = never check)."],
+        ["max-rooms", None, Settings.max_rooms,
+         "Most rooms the server keeps (1-10000000); past it create is refused."],
+        ["max-per-address", None, Settings.max_per_address,
+         "Most connections at once from one address (an IPv4 address or an IPv6"
+         " /64), whatever the door (0 = no limit)."],
+        ["connect-rate", None, Settings.connect_rate,
+         "New connections a second one address may open (0 = no limit)."],
+        ["connect-burst", None, Settings.connect_burst,
+         "New connections one address may open at once before --connect-rate"
+         " applies (1-10000)."],
+        ["login-slots-per-address", None, Settings.login_slots_per_address,
+         "Connections from one address that may be choosing a screen name at"
+         " once (0 = no limit)."],
+        ["create-rate", None, Settings.create_rate,
+         "Rooms one address may create an hour (0 = no limit)."],
+        ["create-burst", None, Settings.create_burst,
+         "Rooms one address may create at once before --create-rate applies"
+         " (1-10000)."],
     ]
 
     def __init__(self):
         super().__init__()
         self["listen"] = []
+        self["exempt"] = []
+
+    def opt_exempt(self, description):
+        """Exempt an address or network from the per-address limits (repeatable; nothing is exempt by default, loopback included), e.g. 127.0.0.1 for a bouncer on this host, 10.0.0.0/8, 2001:db8::/48, or unix for every UNIX-socket client."""  # noqa: E501
+        try:
+            self["exempt"].append(parseExempt(description))
+        except ValueError:
+            raise usage.UsageError(
+                f"--exempt takes an address, a network such as 10.0.0.0/8, or unix,"
+                f" not {description!r}.")
 
     def opt_listen(self, description):
         """Listen on this endpoint description (repeatable; default tcp:3000), e.g. tcp:3000:interface=127.0.0.1, ssl:3443:privateKey=key.pem:certKey=cert.pem or unix:/run/chatsvc.sock."""  # noqa: E501 (usage folds it)
@@ -98,6 +133,14 @@ class Options(usage.Options):
             max_output_buffer=_number(self, "max-output-buffer", 16_384, 1 << 30),
             login_timeout=_number(self, "login-timeout", 0, 86_400, float),
             idle_timeout=_number(self, "idle-timeout", 0, 30 * 86_400, float),
+            keepalive=_number(self, "keepalive", 0, 86_400, float),
+            max_rooms=_number(self, "max-rooms", 1, 10_000_000),
+            max_per_address=_number(self, "max-per-address", 0, 100_000),
+            connect_rate=_number(self, "connect-rate", 0, 100_000, float),
+            connect_burst=_number(self, "connect-burst", 1, 10_000),
+            login_slots_per_address=_number(self, "login-slots-per-address", 0, 100_000),
+            create_rate=_number(self, "create-rate", 0, 1_000_000, float),
+            create_burst=_number(self, "create-burst", 1, 10_000),
         )
 
 
@@ -138,14 +181,35 @@ class _FreezeStartup(Service):
         gc.freeze()
 
 
+def _monotonic(reactor):
+    """
+    Run the reactor's timers on a monotonic clock: on the wall clock (Twisted's
+    default), a clock stepped back by NTP or a VM restore would hold every
+    pending timer, and so everyone, for as long as the step. Messages keep
+    wall-clock time stamps (the Lobby reads time.time for them).
+    """
+    if reactor.getDelayedCalls():  # they were timed on the wall clock
+        Logger().warn("Timers are pending: the reactor keeps the wall clock")
+        return
+    reactor.seconds = time.monotonic
+
+
 def makeService(options) -> MultiService:
     """The Lobby (started first, so rooms are loaded) and one listener per address."""
+    from twisted.internet import reactor
+
+    _monotonic(reactor)
     top = MultiService()
     lobby = Lobby(SQLiteStore(options["db"], durability=options["durability"]),
-                  options.settings)
+                  options.settings, reactor)
     lobby.setServiceParent(top)
     _FreezeStartup().setServiceParent(top)
-    factory = ChatFactory(lobby)
+    addresses = Addresses(options.settings, reactor, options["exempt"])
+    addresses.setServiceParent(top)
+    if options.settings.keepalive:
+        Logger().info("A client that vanishes is dropped within {seconds} s",
+                      seconds=deadAfter(options.settings.keepalive))
+    factory = ChatFactory(lobby, addresses)
     for description in options["listen"]:
         listener = strports.service(description, factory)
         listener.endpoint = _Announced(listener.endpoint, description)

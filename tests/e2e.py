@@ -9,7 +9,7 @@ import signal
 import sys
 
 import chatsvc
-from chatsvc.protocol import ChatProtocol
+from chatsvc.doors.line.protocol import ChatProtocol
 from chatsvc.tap import Options, makeService
 from twisted.internet import defer, endpoints, protocol, reactor
 from twisted.protocols.basic import LineReceiver
@@ -72,14 +72,24 @@ class LineClient(LineReceiver):
         return self.closed
 
 
+_sources = iter(f"127.0.{n // 250}.{n % 250 + 2}" for n in range(250 * 250))
+
+
+def source():
+    """A loopback address no other test client has used: a person of its own."""
+    return next(_sources)
+
+
 @defer.inlineCallbacks
-def connect(port, name=None, endpoint=None):
+def connect(port, name=None, endpoint=None, host=None):
     """
-    A L{LineClient} connected to 127.0.0.1:port (or C{endpoint}), named if
-    C{name} is given.
+    A L{LineClient} connected to 127.0.0.1:port (or C{endpoint}) from
+    C{host} (by default an address of its own: the server limits each
+    address), named if C{name} is given.
     """
     if endpoint is None:
-        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+        endpoint = endpoints.TCP4ClientEndpoint(
+            reactor, "127.0.0.1", port, bindAddress=(host or source(), 0))
     client = yield endpoints.connectProtocol(endpoint, LineClient())
     yield client.waitFor("* Welcome to chatsvc! Enter your screen name:")
     if name is not None:
@@ -110,7 +120,7 @@ class InProcessServer:
         options = Options()
         options.parseOptions(list(argv))
         self.service = makeService(options)
-        self.lobby, _, *self.listeners = self.service
+        self.lobby, _, self.addresses, *self.listeners = self.service
         self.factory = self.listeners[0].factory
         self.factory.protocol = _Tracked
         self.factory.open, self.factory.allClosed = set(), None

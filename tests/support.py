@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from chatsvc.lobby import Lobby
-from chatsvc.protocol import ChatFactory
+from chatsvc.doors.line.protocol import ChatFactory
 from chatsvc.settings import Settings
 from tests.memorystore import MemoryStore
 
@@ -23,7 +23,8 @@ def makeLobby(store=None, **settings):
     settings.setdefault("flood_rate", 0)
     clock = Clock()
     clock.advance(NOW)
-    lobby = Lobby(store if store is not None else MemoryStore(), Settings(**settings), clock)
+    lobby = Lobby(store if store is not None else MemoryStore(), Settings(**settings), clock,
+                  wallclock=clock.seconds)
     lobby.startService()
     return lobby
 
@@ -55,14 +56,20 @@ class SocketLikeTransport(StringTransport):
 
 
 class Session:
-    """One client connected over a L{SocketLikeTransport}."""
+    """
+    One client connected over a L{SocketLikeTransport}: from an address of its
+    own (a person of its own, to the per-address limits), unless C{host} is given.
+    """
 
     _port = 40000
 
-    def __init__(self, factory, name=None):
+    def __init__(self, factory, name=None, host=None):
         Session._port += 1
+        if host is None:
+            n = Session._port
+            host = f"127.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
         self.transport = SocketLikeTransport(
-            peerAddress=IPv4Address("TCP", "127.0.0.1", Session._port))
+            peerAddress=IPv4Address("TCP", host, Session._port))
         self.protocol = factory.buildProtocol(self.transport.getPeer())
         self.protocol.makeConnection(self.transport)
         if name is not None:
@@ -75,7 +82,8 @@ class Session:
         self.protocol.factory.clock.advance(0)  # the end of this reactor turn
 
     def read(self):
-        """The lines sent to this client since the last read."""
+        """The lines sent to this client since the last read (after a reactor turn)."""
+        self.protocol.factory.clock.advance(0)
         return self.transport.drain().decode("utf-8").splitlines()
 
     def close(self):
@@ -87,7 +95,7 @@ def makeServer(store=None, **settings):
     """A factory on a started Lobby, and a function making named sessions."""
     lobby = makeLobby(store, **settings)
     factory = ChatFactory(lobby)
-    return lobby, lambda name=None: Session(factory, name)
+    return lobby, lambda name=None, host=None: Session(factory, name, host)
 
 
 def coroutine(f):

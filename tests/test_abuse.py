@@ -47,9 +47,9 @@ class FloodTests(TestCase):
 
     def test_commandsCountToo(self):
         self.alice.send(b"list\n" * 12)
-        self.assertEqual(self.alice.read().count("* Rooms (1):"), 10)
+        self.assertEqual(self.alice.read().count("* Rooms (1), busiest first:"), 10)
         self.clock.advance(1)
-        self.assertEqual(self.alice.read().count("* Rooms (1):"), 2)
+        self.assertEqual(self.alice.read().count("* Rooms (1), busiest first:"), 2)
 
     def test_disconnectDuringPauseCancelsTimer(self):
         self.alice.send(b"x\n" * 20)

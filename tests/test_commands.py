@@ -1,13 +1,15 @@
 from twisted.trial.unittest import TestCase
 
-from chatsvc.commands import COMMANDS, Chat, Invocation, helpLines, parse
+from chatsvc.doors.line.commands import COMMANDS, Chat, Invocation, helpLines, parse
 from chatsvc.errors import BadArguments, UnknownCommand
 
 
 class ParseTests(TestCase):
     def test_bareCommandWords(self):
-        self.assertEqual(parse("list"), Invocation("list", ()))
-        self.assertEqual(parse("LIST"), Invocation("list", ()))
+        self.assertEqual(parse("list"), Invocation("list", (None,)))
+        self.assertEqual(parse("LIST"), Invocation("list", (None,)))
+        self.assertEqual(parse("list kit"), Invocation("list", ("kit",)))
+        self.assertEqual(parse("online"), Invocation("online", ()))
         self.assertEqual(parse("  leave "), Invocation("leave", ()))
         self.assertEqual(parse("help"), Invocation("commands", ()))
         self.assertEqual(parse("join kitchen"), Invocation("join", ("kitchen",)))
@@ -19,8 +21,15 @@ class ParseTests(TestCase):
     def test_wrongShapeIsChat(self):
         """A command word with the wrong arguments is something said."""
         for line in ["leave me alone", "join the party", "quit now", "list of things",
-                     "history lesson", "msg bob", "create", "hello", ""]:
+                     "history lesson", "msg bob", "hello", ""]:
             self.assertEqual(parse(line), Chat(line), line)
+
+    def test_bareWordNeedingArgumentsGetsUsage(self):
+        """A command word alone, missing what it needs, is a mistake, not chat."""
+        for line, usage in [("join", "join ROOM"), ("create", "create ROOM"),
+                            ("  MSG ", "msg NAME TEXT"), ("say", "say TEXT")]:
+            e = self.assertRaises(BadArguments, parse, line)
+            self.assertTrue(str(e).startswith(f"Usage: {usage} ("), str(e))
 
     def test_slashAlwaysCommand(self):
         self.assertEqual(parse("/join kitchen"), Invocation("join", ("kitchen",)))

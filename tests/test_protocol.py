@@ -2,8 +2,8 @@
 
 from twisted.trial.unittest import TestCase
 
-from chatsvc import protocol, wording
-from chatsvc.commands import COMMANDS
+from chatsvc.doors.line import protocol, wording
+from chatsvc.doors.line.commands import COMMANDS
 from tests.support import NOW_STAMP, makeServer
 
 
@@ -170,7 +170,7 @@ class RoomTests(TestCase):
         self.alice.send("create kitchen")
         self.assertEqual(self.alice.read(), ["* You joined kitchen. Here: no one else."])
         self.bob.send("list")
-        self.assertEqual(self.bob.read(), ["* Rooms (1):", "*   kitchen (1 user)"])
+        self.assertEqual(self.bob.read(), ["* Rooms (1), busiest first:", "*   kitchen (1 user)"])
 
     def test_createExisting(self):
         self.alice.send("create kitchen")
@@ -197,7 +197,7 @@ class RoomTests(TestCase):
         for bad in ["/create a/b", "/create " + "r" * 33, "/create k\u00fcche"]:
             self.alice.send(bad)
             self.assertEqual(self.alice.read(),
-                             ["! A room name is 1 to 32 letters, digits, _, - or ."])
+                             ["! A room name is 1 to 32 letters, digits, _, - or ., starting with a letter or digit."])
         self.alice.send("list")
         self.assertEqual(self.alice.read(),
                          ["* There are no rooms yet. Type create ROOM to make one."])
@@ -215,7 +215,7 @@ class RoomTests(TestCase):
         self.assertEqual(self.alice.read(), ["* bob left kitchen"])
         self.bob.send("list")
         self.assertEqual(self.bob.read(), [
-            "* Rooms (2):", "*   hall (1 user) <- you are here", "*   kitchen (1 user)"])
+            "* Rooms (2), busiest first:", "*   hall (1 user) <- you are here", "*   kitchen (1 user)"])
 
     def test_joinCurrentRoomChangesNothing(self):
         self.alice.send("create kitchen")
@@ -257,7 +257,7 @@ class RoomTests(TestCase):
         self.assertEqual(self.alice.read(), ["* bob left kitchen (disconnected)"])
         self.alice.send("list")
         self.assertEqual(self.alice.read(), [
-            "* Rooms (1):", "*   kitchen (1 user) <- you are here"])
+            "* Rooms (1), busiest first:", "*   kitchen (1 user) <- you are here"])
 
 
 class ChatTests(TestCase):
@@ -335,7 +335,7 @@ class ChatTests(TestCase):
     def test_privateMessageUnknownUser(self):
         self.alice.send("/msg dave hi")
         self.assertEqual(self.alice.read(), [
-            "! No one named 'dave' is online. Type who to see users."])
+            "! No one named 'dave' is online. Type online to see who is."])
 
     def test_overlongLineDiscardedRestKept(self):
         self.bob.send(b"x" * 5000 + b"\nstill here\n")

@@ -51,7 +51,7 @@ class ServerTests(TestCase):
         yield alice.waitFor("* You joined kitchen.")
         bob.send("list")
         lines = yield bob.waitFor("*   kitchen")
-        self.assertEqual(lines, ["* Rooms (1):", "*   kitchen (1 user)"])
+        self.assertEqual(lines, ["* Rooms (1), busiest first:", "*   kitchen (1 user)"])
         bob.send("join kitchen")
         yield bob.waitFor("* You joined kitchen. Here: alice.")
         yield alice.waitFor("* bob joined kitchen")
@@ -63,7 +63,7 @@ class ServerTests(TestCase):
         bob.send("quit")
         yield bob.waitFor("* Goodbye, bob.")
         yield bob.closed
-        yield alice.waitFor("* bob left kitchen (disconnected)")
+        yield alice.waitFor("* bob left kitchen (quit)")
 
     @defer.inlineCallbacks
     def test_replayAndHistoryFromDisk(self):

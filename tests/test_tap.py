@@ -80,7 +80,7 @@ class OptionsTests(TestCase):
         options = self.parse("--listen", "tcp:0:interface=127.0.0.1",
                              "--listen", r"tcp6:0:interface=\:\:1",
                              "--db", os.path.abspath(self.mktemp()))
-        lobby, _, *listeners = makeService(options)
+        lobby, _, addresses, *listeners = makeService(options)
         self.assertIsInstance(lobby, Lobby)
         self.assertEqual(len(listeners), 2)
         self.assertEqual(lobby.store.durability, "full")

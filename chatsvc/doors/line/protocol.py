@@ -4,49 +4,47 @@ lines into calls on the Lobby and the Lobby's events into marked lines
 (see protocol.md: ``<name>`` said, ``*`` notice, ``!`` error, ``->``/``<-`` private).
 """
 
-import socket
-
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
-from chatsvc import errors, wording
-from chatsvc.commands import Chat, parse
-from chatsvc.events import IChatClient, MadeWay, Said
-from chatsvc.flow import OutputGuard, TokenBucket
+from chatsvc import errors
+from chatsvc.doors.line import wording
+from chatsvc.doors.line.commands import Chat, parse
+from chatsvc.doors import sockets
+from chatsvc.doors.addresses import Addresses
+from chatsvc.doors.flow import OutputGuard
+from chatsvc.events import IChatClient, MadeWay, Said, Stopping
 from chatsvc.text import clean
 
-KERNEL_SEND_BUFFER = 64 * 1024  # Linux doubles it for its own bookkeeping
-PAGE_CHUNK = 16 * 1024  # replay and history go out in pieces this big, as the client reads
+PAGE_CHUNK = 16 * 1024  # replay, history and lists go out in pieces this big, as read
+PAGE_SCAN = 2000  # items a piece may pass over (rooms a pattern skips) before it is sent
 LEGACY_QUIT = b"#quit"  # what the original chatClient.py waits for to leave
 LEAVING = {"create", "join", "leave", "quit"}  # commands that take you out of your room
 CLOSE_GRACE = 10.0  # seconds a connection closed from this side has to go
-
-
-def _socketOf(transport):
-    """The socket under a TCP or UNIX transport, TLS or not; None for others."""
-    while not isinstance(transport, tcp.Connection):
-        transport = getattr(transport, "transport", None)  # TLS wraps the TCP transport
-        if transport is None:
-            return None
-    return transport.getHandle()
+NAME_WORDS = {"quit": "quit", "/quit": "quit", "help": "help", "/help": "help",
+              "commands": "help", "/commands": "help"}  # understood at the name prompt
 
 
 def _chunks(lines):
-    """Encode lines into pieces of about PAGE_CHUNK bytes."""
-    piece, size = [], 0
+    """
+    Encode lines into pieces of about PAGE_CHUNK bytes. A None among the
+    lines is an item passed over; after PAGE_SCAN items a piece goes out
+    even if it is empty, so that no turn of the reactor does unbounded work.
+    """
+    piece, size, scanned = [], 0, 0
     for line in lines:
-        data = line.encode("utf-8") + b"\n"
-        piece.append(data)
-        size += len(data)
-        if size >= PAGE_CHUNK:
+        scanned += 1
+        if line is not None:
+            data = line.encode("utf-8") + b"\n"
+            piece.append(data)
+            size += len(data)
+        if size >= PAGE_CHUNK or scanned >= PAGE_SCAN:
             yield b"".join(piece)
-            piece, size = [], 0
+            piece, size, scanned = [], 0, 0
     if piece:
         yield b"".join(piece)
 
@@ -58,8 +56,11 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
     def __init__(self):
         self.user = None
+        self.visitor = None  # what this client's address may still do
         self.guard = None  # bounds what waits to be sent to this client
-        self.bucket = None  # bounds how fast this client may send lines
+        self.bucket = None  # bounds how fast this client's address may send lines
+        self._toldSlow = False  # told that flood control is pacing it
+        self._heard = False  # a line arrived since a timer last judged this client
         self._holds = set()  # why reading from this client is paused
         self._timers = {}  # reason -> DelayedCall: "login", "flood", "close"
         self._closing = False  # aborted: nothing more is written
@@ -77,37 +78,66 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         settings = self.settings = lobby.settings
         self.maxLine = settings.max_line
         self.MAX_LENGTH = self.maxLine + 1  # room for the \r of a \r\n ending
-        if ITCPTransport.providedBy(self.transport):
-            self.transport.setTcpNoDelay(True)  # chat lines are small: no Nagle delay
-        handle = _socketOf(self.transport)
-        if handle is not None:
-            # A fixed kernel send buffer: left to autotuning it grows to
-            # megabytes, which a client that never reads would hold on top of
-            # --max-output-buffer.
-            handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
+        sockets.tune(self.transport, settings.keepalive)
+        peer = self.transport.getPeer()
         try:
-            self.user = lobby.connect(self)
-        except errors.ServerFull as refusal:
-            self.log.info("Refused {peer}: server full", peer=self.transport.getPeer())
+            self.visitor = self.factory.addresses.arrive(peer)
+            try:
+                self.user = lobby.connect(
+                    self, None if self.visitor.exempt else self.visitor.address)
+            except errors.ChatError:
+                self.factory.addresses.depart(self.visitor)
+                self.visitor = None
+                raise
+        except errors.ChatError as refusal:
+            self.factory.addresses.refused(peer, refusal)
             self.error(str(refusal))
             self.transport.loseConnection()
             return
         self.guard = OutputGuard(self.transport, settings.max_output_buffer, self._overflowed)
         if settings.flood_rate > 0:
-            self.bucket = TokenBucket(settings.flood_rate, settings.flood_burst, clock)
+            self.bucket = self.visitor.lines  # shared by every connection from the address
         self.callLater = clock.callLater  # for TimeoutMixin
         if settings.login_timeout > 0:
             self._timers["login"] = clock.callLater(settings.login_timeout, self._loginTimedOut)
         self.notice(f"Welcome to chatsvc! {wording.NAME_PROMPT}")
 
+    # A timer can fire before the reactor reads what arrived meanwhile (after
+    # the process was stopped or starved, say): a verdict on silence waits one
+    # turn, so that what is waiting is read first.
+
+    def _judge(self, verdict):
+        self._heard = False
+        self._timers["judge"] = self.factory.clock.callLater(0, self._verdict, verdict)
+
+    def _verdict(self, verdict):
+        del self._timers["judge"]
+        verdict()
+
     def _loginTimedOut(self):
         del self._timers["login"]
+        self._judge(self._choseNoName)
+
+    def _choseNoName(self):
+        if self.user is None or self.user.name is not None or self._leaving:
+            return
+        if self._holds:  # its lines wait for us, not for it: look again later
+            self._timers["login"] = self.factory.clock.callLater(1, self._loginTimedOut)
+            return
         self.log.info("{peer} chose no name in time", peer=self.transport.getPeer())
         self.error(f"You did not choose a screen name within "
                    f"{self.settings.login_timeout:g} seconds. Goodbye.")
         self._close()
 
     def timeoutConnection(self):
+        self._judge(self._silent)
+
+    def _silent(self):
+        if self.user is None or self._leaving:
+            return
+        if self._heard or self._holds:  # it spoke after all, or waits for us
+            self.setTimeout(self.settings.idle_timeout)
+            return
         self.log.info("{user} was idle too long", user=self.user)
         self.notice(f"You were silent for {self.settings.idle_timeout:g} seconds."
                     " Closing the connection.")
@@ -141,8 +171,11 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
                 timer.cancel()
         self._timers.clear()
         self.setTimeout(None)
+        if self.visitor is not None:
+            self.factory.addresses.depart(self.visitor)
+            self.visitor = None
         if self.user is not None:
-            self.factory.lobby.disconnect(self.user)
+            self.factory.lobby.disconnect(self.user)  # after a quit, nothing more to do
             if self.user.name is not None:
                 self.log.info("{name} left", name=self.user.name)
             self.user = None
@@ -185,16 +218,31 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         if self.user is None or self._leaving:  # refused or closing: nothing more is read
             return
         self.resetTimeout()
+        self._heard = True
         if self.bucket is not None:
             wait = self.bucket.take()
             if wait:  # over its rate: read nothing more from it until it may send again
                 self._hold("flood")
                 self._timers["flood"] = self.factory.clock.callLater(wait, self._unflood)
+                if not self._toldSlow:
+                    self._toldSlow = True
+                    self.line(wording.slowed(self.settings.flood_rate,
+                                             self.settings.flood_burst))
         if len(raw) > self.maxLine:
             return self._tooLong()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            # Each invalid byte becomes U+FFFD, three bytes: bound what is
+            # stored and sent, not only what is read.
+            text = raw.decode("utf-8", "replace")
+            if len(text.encode("utf-8")) > self.maxLine:
+                return self.error(
+                    f"That line is longer than {self.maxLine} bytes once its invalid"
+                    " UTF-8 bytes are replaced (each by 3 bytes); it was discarded.")
         # Clean at the edge: no control character or escape goes any further,
         # not even back to its sender inside an error message.
-        line = clean(raw.decode("utf-8", "replace"))
+        line = clean(text)
         if self.legacy and line.startswith("> "):
             line = line[2:]  # the original client's prompt rides on every line
         try:
@@ -216,6 +264,13 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         if self.user.name is None and line.startswith("name:") and not self.legacy:
             self.legacy = True
             line = line[len("name:"):]
+        word = NAME_WORDS.get(line.strip().lower())
+        if word == "quit":
+            return self._goodbye("Goodbye.")
+        if word == "help":
+            self.notice(wording.NAME_HELP.format(limit=self.settings.name_max))
+            self.notice(wording.NAME_PROMPT)
+            return
         try:
             name = self.factory.lobby.chooseName(self.user, line)
         except errors.ChatError as refusal:
@@ -248,20 +303,40 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self.lines(wording.commands())
 
     def cmd_create(self, name):
-        d = self.factory.lobby.createRoom(self.user, name)
+        rooms = self.visitor.rooms
+        if self.settings.create_rate > 0:
+            wait = rooms.allow()  # the address's allowance, whichever connection asks
+            if wait:
+                raise errors.CreatingTooOften(wait)
+        try:
+            d = self.factory.lobby.createRoom(self.user, name)
+        except errors.ChatError:
+            if self.settings.create_rate > 0:
+                rooms.tokens += 1  # refused: it created nothing
+            raise
         d.addCallback(self.arrived)
         self._waitFor(d)
 
-    def cmd_list(self):
+    def cmd_list(self, pattern):
+        lobby = self.factory.lobby
         here = self.room.name if self.room else None
-        self.lines(wording.roomList(self.factory.lobby.roomList(), here))
+        self._sendPaced(wording.roomList(lobby.roomList(pattern), len(lobby.rooms),
+                                         here, pattern))
 
     def cmd_join(self, name):
-        arrival = self.factory.lobby.join(self.user, name)
+        d = self.factory.lobby.join(self.user, name)
+        d.addCallback(self._joined)
+        self._waitFor(d)
+
+    def _joined(self, arrival):
         if arrival is None:
-            self.notice(f"You are in {self.room.name} already.")
+            if self.room is not None:
+                self.notice(f"You are in {self.room.name} already.")
         else:
             self.arrived(arrival)
+
+    def cmd_online(self):
+        self._sendPaced(wording.online(self.factory.lobby.online()))
 
     def cmd_leave(self):
         room = self._currentRoom("leave one")
@@ -304,10 +379,14 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             waiting.callback(None)
 
     def cmd_quit(self):
+        self._goodbye(f"Goodbye, {self.user.name}.")
+
+    def _goodbye(self, text):
         if self.legacy:
             self._write(LEGACY_QUIT)
         else:
-            self.notice(f"Goodbye, {self.user.name}.")
+            self.notice(text)
+        self.factory.lobby.disconnect(self.user, "quit")  # the room hears it now
         self._close()
 
     def _currentRoom(self, what):
@@ -367,14 +446,23 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     def _pace(self, chunks):
         # Write only while the transport keeps up: a page never counts
         # against the output limit, and a slow client just gets it slowly.
-        while not self.guard.backlogged:
-            chunk = next(chunks, None)
-            if chunk is None:
-                self._release("paging")
-                return
-            self._write(chunk)
-        if self.user is not None:
+        # One piece a turn, so that a long list never holds up everyone else.
+        if self.user is None:
+            return
+        if self.guard.backlogged:
             self.guard.whenDrained().addCallback(lambda _: self._pace(chunks))
+            return
+        chunk = next(chunks, None)
+        if chunk is None:
+            self._release("paging")
+            return
+        if chunk:
+            self._write(chunk)
+        self._timers["paging"] = self.factory.clock.callLater(0, self._paceOn, chunks)
+
+    def _paceOn(self, chunks):
+        del self._timers["paging"]
+        self._pace(chunks)
 
     def deliver(self, event):
         if type(event) is Said:
@@ -384,7 +472,9 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             self._write(data)
         else:
             self.line(wording.event(event))
-            if type(event) is MadeWay:  # the Lobby has let this user go
+            if type(event) is Stopping:
+                self._close()
+            elif type(event) is MadeWay:  # the Lobby has let this user go
                 self.log.info("{peer} made way for a newer connection",
                               peer=self.transport.getPeer())
                 self.user = None
@@ -420,11 +510,17 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
 
 class ChatFactory(ServerFactory):
-    """Makes one L{ChatProtocol} per connection, all sharing one Lobby."""
+    """
+    Makes one L{ChatProtocol} per connection, all sharing one Lobby and one
+    L{Addresses} (which every front door of the server shares).
+    """
 
     protocol = ChatProtocol
     noisy = False  # the protocol logs arrivals itself
 
-    def __init__(self, lobby):
+    def __init__(self, lobby, addresses=None):
         self.lobby = lobby
         self.clock = lobby.clock  # timers: flood control, login and idle timeouts
+        if addresses is None:
+            addresses = Addresses(lobby.settings, lobby.clock)
+        self.addresses = addresses

@@ -10,7 +10,13 @@ from zope.interface import implementer
 
 
 class TokenBucket:
-    """C{rate} lines a second on average, C{burst} at once."""
+    """
+    C{rate} a second on average, C{burst} at once. Time comes from C{clock},
+    which the server runs on a monotonic clock; a clock that goes back anyway
+    refills nothing and holds nobody.
+    """
+
+    __slots__ = ("rate", "burst", "clock", "tokens", "last")
 
     def __init__(self, rate: float, burst: int, clock):
         self.rate = rate
@@ -19,16 +25,37 @@ class TokenBucket:
         self.tokens = float(burst)
         self.last = clock.seconds()
 
+    def _refill(self):
+        now = self.clock.seconds()
+        elapsed = max(0.0, now - self.last)
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        self.last = now
+
     def take(self) -> float:
         """
-        Spend one line's worth. Return 0 if another may follow at once, else
-        the seconds to wait before reading the next line.
+        Spend one. Return 0 if another may follow at once, else the seconds
+        to wait before the next.
         """
-        now = self.clock.seconds()
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
+        self._refill()
         self.tokens -= 1
         return 0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def allow(self) -> float:
+        """
+        Spend one if there is one and return 0; else spend nothing and return
+        the seconds until there is one. For what is refused, not paced.
+        """
+        self._refill()
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0
+        return (1 - self.tokens) / self.rate
+
+    def full(self) -> bool:
+        """As if never used: forgetting it would give nobody more."""
+        if self.rate > 0:
+            self._refill()
+        return self.tokens >= self.burst
 
 
 @implementer(IPushProducer)

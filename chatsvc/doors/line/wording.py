@@ -6,11 +6,22 @@ the protocol decides when and how fast they are sent.
 
 import time
 
-from chatsvc.commands import helpLines
-from chatsvc.events import Joined, Left, MadeWay, Whispered
+from chatsvc.doors.line.commands import helpLines
+from chatsvc.events import Joined, Left, MadeWay, Stopping, Whispered
 from chatsvc.text import plural
 
 NAME_PROMPT = "Enter your screen name:"
+NAME_HELP = ("Type the screen name you want (1 to {limit} letters, digits, _ or -) and"
+             " press Enter, or press Enter alone to be a guest. Type quit to leave.")
+_WHY = {"quit": " (quit)", "lost": " (disconnected)"}
+ONLINE_LINE = 400  # characters of names on one `online` line
+
+
+def slowed(rate, burst) -> str:
+    """Told once to a sender that flood control is pacing."""
+    return (f"* You are sending more than {rate:g} lines a second ({burst} at once)"
+            " from your address, so the server now reads your lines more slowly."
+            " Nothing you sent is lost.")
 
 
 def replayed(message) -> str:
@@ -29,13 +40,14 @@ def event(happened) -> str:
     if type(happened) is Joined:
         return f"* {happened.name} joined {happened.room}"
     if type(happened) is Left:
-        gone = " (disconnected)" if happened.why == "quit" else ""
-        return f"* {happened.name} left {happened.room}{gone}"
+        return f"* {happened.name} left {happened.room}{_WHY.get(happened.why, '')}"
     if type(happened) is Whispered:
         return f"<- {happened.sender}: {happened.text}"
     if type(happened) is MadeWay:
         return ("! You did not choose a screen name, and a newer connection needed"
                 " your place. Goodbye.")
+    if type(happened) is Stopping:
+        return "* The server is stopping. Goodbye."
     raise TypeError(f"no wording for {happened!r}")
 
 
@@ -48,14 +60,44 @@ def commands() -> list:
     return ["* Commands:"] + [f"*   {line}" for line in helpLines()]
 
 
-def roomList(rooms, here=None) -> list:
-    """C{rooms} as (name, users online); C{here} is the room of the asker."""
-    if not rooms:
-        return ["* There are no rooms yet. Type create ROOM to make one."]
-    lines = [f"* Rooms ({len(rooms)}):"]
-    for name, count in rooms:
+def roomList(rooms, total, here=None, pattern=None):
+    """
+    The lines of C{list}, lazily: C{rooms} yields (name, users online), or
+    None for a room that does not match (passed on, so the sender can bound
+    each turn's work); C{here} is the room of the asker.
+    """
+    if pattern is None:
+        if not total:
+            yield "* There are no rooms yet. Type create ROOM to make one."
+            return
+        yield f"* Rooms ({total}), busiest first:"
+    else:
+        yield f"* Rooms matching {pattern}, busiest first:"
+    shown = 0
+    for room in rooms:
+        if room is None:
+            yield None
+            continue
+        name, count = room
+        shown += 1
         mark = " <- you are here" if name == here else ""
-        lines.append(f"*   {name} ({plural(count, 'user')}){mark}")
+        yield f"*   {name} ({plural(count, 'user')}){mark}"
+    if pattern is not None:
+        yield (f"* {plural(shown, 'room')} matching {pattern}." if shown else
+               f"* No room matches {pattern}. Type list to see them all.")
+
+
+def online(names) -> list:
+    """Everyone online, a few hundred characters of names a line."""
+    lines, line, width = [f"* Online ({len(names)}):"], [], 0
+    for name in names:
+        line.append(name)
+        width += len(name) + 2
+        if width >= ONLINE_LINE:
+            lines.append("*   " + ", ".join(line))
+            line, width = [], 0
+    if line:
+        lines.append("*   " + ", ".join(line))
     return lines
 
 

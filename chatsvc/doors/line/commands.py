@@ -27,6 +27,12 @@ def _optionalNumber(rest: str) -> Optional[tuple]:
     return None
 
 
+def _optionalWord(rest: str) -> Optional[tuple]:
+    if not rest:
+        return (None,)
+    return _word(rest)
+
+
 def _wordAndText(rest: str) -> Optional[tuple]:
     parts = rest.split(None, 1)
     return (parts[0], parts[1]) if len(parts) == 2 else None
@@ -48,10 +54,14 @@ class Command:
 COMMANDS = (
     Command("commands", "commands", "list the commands", _none, ("help",)),
     Command("create", "create ROOM", "create ROOM and move into it", _word),
-    Command("list", "list", "list the rooms and who is in them", _none),
+    Command("list", "list [WORD]",
+            "list the rooms, busiest first, and how many are in each"
+            " (with WORD: those whose names contain it)",
+            _optionalWord),
     Command("join", "join ROOM", "join ROOM, leaving the room you are in", _word),
     Command("leave", "leave", "leave your room, back to the Lobby", _none),
     Command("who", "who", "list the users in your room", _none),
+    Command("online", "online", "list everyone online, wherever they are", _none),
     Command(
         "history",
         "history [N]",
@@ -111,6 +121,9 @@ def parse(line: str) -> Union[Invocation, Chat]:
         args = command.bind(rest)
         if args is not None:
             return Invocation(command.name, args)
+        if not rest:
+            # A command word alone, missing what it needs: nobody means that as chat.
+            raise BadArguments(command.usage, command.summary)
     return Chat(line)
 
 
