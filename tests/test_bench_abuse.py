@@ -19,7 +19,7 @@ from twisted.internet import reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 
-from chatsvc.bench import abuse, abusetable, cli, main
+from chatsvc.bench import abuse, abuseserver, abusetable, cli, main
 from chatsvc.bench.client import Native
 from chatsvc.bench.run import Run
 from chatsvc.bench.visits import connectFrom, userAddresses
@@ -275,7 +275,7 @@ class AbuseCommandLineTests(TestCase):
 
     def test_defaultLimits(self):
         """The servers get the bench's usual command but not its capacity options."""
-        command = abuse.defaultLimitsCommand("x.db", 30, ["--login-timeout=5"])
+        command = abuseserver.defaultLimitsCommand("x.db", 30, ["--login-timeout=5"])
         self.assertNotIn("--flood-rate", command)
         self.assertNotIn("--exempt", command)
         self.assertEqual(command[-5:], ["--db", "x.db", "--max-clients", "30",

@@ -37,15 +37,12 @@ who was let in (welcomed) and what the others were told, messages delivered
 and lost, and latency; for each attacker, what became of it.
 """
 
-import argparse
 import collections
 import dataclasses
 import os
-import re
 import shutil
 import socket
 import sqlite3
-import sys
 import tempfile
 import time
 
@@ -54,6 +51,8 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.python import usage
 
 from chatsvc.bench import abusetable, report
+from chatsvc.bench.abuseargs import ATTACKERS
+from chatsvc.bench.abuseserver import AbuseServer, memoryKiB, serverSettings
 from chatsvc.bench.abusetable import PHASES
 from chatsvc.bench.abusers import Flooder, NonReaderWatch
 from chatsvc.bench.attackers import KINDS, Reconnector, RoomSpammer, Squatter
@@ -61,17 +60,10 @@ from chatsvc.bench.client import DIALECTS
 from chatsvc.bench.people import Pacer, PacedSender, UserTally, arrive
 from chatsvc.bench.report import latencies
 from chatsvc.bench.run import CONNECT_CONCURRENCY, Run, Runner
-from chatsvc.bench.server import (
-    PROJECT_ROOT,
-    BenchError,
-    ServerProcess,
-    capacityArgs,
-    serverCommand,
-)
+from chatsvc.bench.server import BenchError
 from chatsvc.bench.visits import (
     ATTACKERS_ADDRESS,
     Refused,
-    loopbackAddress,
     named,
     prompted,
     toldOf,
@@ -79,85 +71,9 @@ from chatsvc.bench.visits import (
 )
 from chatsvc.bench.workloads import Workload, cpuShares
 
-ATTACKERS = ("flooder", "nonreader", "unnamed", "reconnector", "squatter", "roomspam", "lister")
 IN_ROOM = {"flooder": "f", "nonreader": "q"}  # attackers in the room, and their names' letter
 NAMED = ("flooder", "nonreader", "reconnector", "roomspam", "lister")  # they take a name
 PREFIXES = ("flood_", "nonreader_", *(f"{kind}_" for kind in KINDS))  # attackers' metrics
-# protocol.py's warning when a client that does not read is disconnected.
-_OVERFLOW = re.compile(rb"Disconnecting <User ([^>\s]+)> from .*?: (\d+) bytes wait to be"
-                       rb" sent, over the limit of (\d+)")
-
-
-# The servers: default limits, and their warnings watched.
-
-def defaultLimitsCommand(db, max_clients, extra=()):
-    """The bench's server command without its capacity options: the server's own limits."""
-    command = serverCommand(db, max_clients)
-    capacity = capacityArgs()
-    if capacity and command[-len(capacity):] == capacity:
-        del command[-len(capacity):]
-    return command + list(extra)
-
-
-def serverSettings(extra):
-    """The server's settings with these extra arguments, as its own parser reads them."""
-    from chatsvc.tap import Options
-
-    options = Options()
-    options.parseOptions(["--listen", "tcp:0:interface=127.0.0.1",
-                          "--db", os.path.join(tempfile.gettempdir(), "unused.sqlite3"),
-                          *extra])
-    return options.settings
-
-
-class AbuseServer(ServerProcess):
-    """A server with its default abuse limits, whose overflow warnings are noted."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.overflows = {}  # name -> (perf_counter when seen, queued bytes, limit)
-
-    @property
-    def command(self):
-        return defaultLimitsCommand(self.db, self.max_clients, self.extra)
-
-    def start(self, timeout=60.0) -> Deferred:
-        # ServerProcess.start, with this command.
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (PROJECT_ROOT, env.get("PYTHONPATH")) if p)
-        self._spawned = time.perf_counter()
-        transport = self.reactor.spawnProcess(self, sys.executable, self.command,
-                                              env=env, path=self.workdir)
-        self.pid = transport.pid
-        self._shutdownTrigger = self.reactor.addSystemEventTrigger("before", "shutdown", self.kill)
-        call = self.reactor.callLater(timeout, self._startTimedOut, timeout)
-        d = self._hosting
-        d.addBoth(lambda result: (call.active() and call.cancel(), result)[1])
-        return d
-
-    def _lines(self, fd, data):
-        whole = self._partial[fd] + data
-        super()._lines(fd, data)
-        end = whole.rfind(b"\n") + 1
-        for match in _OVERFLOW.finditer(whole, 0, end):
-            name = match.group(1).decode("utf-8", "replace")
-            self.overflows.setdefault(
-                name, (time.perf_counter(), int(match.group(2)), int(match.group(3))))
-
-
-def memoryKiB(pid):
-    """(VmRSS, VmHWM) of C{pid} in KiB: resident now and at its peak; None where unknown."""
-    found = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(("VmRSS:", "VmHWM:")):
-                    found[line[:5]] = int(line.split()[1])
-    except OSError:
-        pass
-    return found.get("VmRSS"), found.get("VmHWM")
-
-
 # The workload
 
 class Abuse(Workload):
@@ -618,99 +534,3 @@ class AbuseBench(Runner):
             workload.afterPhase(metrics, server, run, abused)
             errors[:0] = [e for e in run.errors if e not in errors]
         return metrics, complete and not errors, errors, info
-
-
-# The command line
-
-def addParser(sub, common, whole):
-    """Add the ``abuse`` subcommand to the bench's subparsers."""
-    p = sub.add_parser(
-        "abuse", parents=[common], help="normal users with and without attackers",
-        description="Runs N normal users (each from a loopback address of its own, taking"
-        " --typing seconds to type a name, then in one room, M messages each at RATE a"
-        " second) twice, each against a fresh server with its default abuse limits: alone,"
-        " then with the attackers, all from one address. Reports who was let in, what"
-        " the normal users saw and what became of each attacker. Pass --server-arg to"
-        " change the server's limits, e.g. --server-arg=--login-timeout=5.")
-    p.add_argument("-N", "--users", type=whole(1, 10_000), default=20,
-                   help="normal users (default 20)")
-    p.add_argument("-M", "--messages", type=whole(1, 1_000_000), default=100,
-                   help="messages per normal user (default 100)")
-    p.add_argument("--rate", type=_rate, default=4.0,
-                   help="messages a second per normal user (default 4; the server's flood"
-                   " limit is 5)")
-    p.add_argument("-P", "--payload", type=whole(32, 2048), default=1024,
-                   help="normal message size in bytes (default 1024)")
-    p.add_argument("--typing", type=_seconds, default=2.0, metavar="SECONDS",
-                   help="how long a normal user takes to type its name after the prompt"
-                   " (default 2; 0: at once)")
-    p.add_argument("--attackers", type=_attackerList, default=ATTACKERS, metavar="LIST",
-                   help="the attackers of the second phase, comma-separated, from "
-                   + ", ".join(ATTACKERS) + " (default: all)")
-    p.add_argument("--attackers-address", type=_attackersAddress, default=ATTACKERS_ADDRESS,
-                   metavar="ADDRESS", help="the one loopback address every attacker connects"
-                   " from (default 127.0.0.1; the normal users come from 127.1.0.1 up)")
-    p.add_argument("--warmup", type=_seconds, default=2.0, metavar="SECONDS",
-                   help="how long the attackers that come and go run before the normal"
-                   " users come (default 2)")
-    p.add_argument("--flood-lines", type=whole(1, 10_000_000), default=5000,
-                   help="lines the flooder writes (default 5000)")
-    p.add_argument("--abuser-payload", type=whole(32, 65536), default=2000,
-                   help="size of the flooder's and the reconnector's lines in bytes"
-                   " (default 2000)")
-    p.add_argument("--burst", type=whole(1, 100_000), default=None, metavar="LINES",
-                   help="lines the reconnector says, and rooms the room spammer asks for,"
-                   " on each connection (default: the server's --flood-burst)")
-    p.add_argument("--squat-rate", type=_rate, default=10.0, metavar="PER_SECOND",
-                   help="silent connections the squatter opens a second (default 10)")
-    p.add_argument("--retry-delay", type=_seconds, default=0.01, metavar="SECONDS",
-                   help="after a refusal, the reconnector, the room spammer and the lister"
-                   " wait this long before connecting again (default 0.01; 0: at once, and"
-                   " the bench spends its core on refusals, not on timing the users)")
-    p.add_argument("--grace", type=_rate, default=15.0, metavar="SECONDS",
-                   help="after the normal load, wait at most this long for the non-reader's"
-                   " disconnection and the unnamed client's closure (default 15)")
-    p.add_argument("--nonreader-rcvbuf", type=whole(256, 1 << 24), default=4096,
-                   help="the non-reader's SO_RCVBUF, set before connecting (default 4096)")
-    p.add_argument("--nonreader-mss", type=whole(0, 65495), default=1460,
-                   help="the MSS the non-reader announces (default 1460, Ethernet's;"
-                   " 0 keeps loopback's 65483, and the server's kernel then holds up to"
-                   " tcp_wmem's maximum for it)")
-    return p
-
-
-def _rate(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1
-    if not 0 < value <= 100_000:
-        raise argparse.ArgumentTypeError(
-            f"takes a number above 0 (at most 100,000), not {text!r}")
-    return value
-
-
-def _seconds(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"takes seconds from 0 to 3600, not {text!r}")
-    return value
-
-
-def _attackerList(text):
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    wrong = [n for n in names if n not in ATTACKERS]
-    if not names or wrong or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(
-            f"takes a comma-separated list of {', '.join(ATTACKERS)} (each once), not {text!r}")
-    return tuple(names)
-
-
-def _attackersAddress(text):
-    try:
-        return loopbackAddress(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes an address in 127.0.0.0/8, not {text!r}")

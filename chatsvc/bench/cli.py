@@ -16,7 +16,8 @@ from twisted.internet.error import ConnectError
 from twisted.internet.task import LoopingCall
 
 from chatsvc.bench import irc, plot, report  # irc registers the IRC dialect
-from chatsvc.bench.abuse import Abuse, AbuseBench, addParser as addAbuseParser
+from chatsvc.bench.abuse import Abuse, AbuseBench
+from chatsvc.bench.abuseargs import addParser as addAbuseParser
 from chatsvc.bench.client import DIALECTS
 from chatsvc.bench.run import Run, Runner
 from chatsvc.bench.server import BenchError, findPidByPort, rssKiB
