@@ -74,6 +74,8 @@ from chatsvc.bench.workloads import Workload, cpuShares
 IN_ROOM = {"flooder": "f", "nonreader": "q"}  # attackers in the room, and their names' letter
 NAMED = ("flooder", "nonreader", "reconnector", "roomspam", "lister")  # they take a name
 PREFIXES = ("flood_", "nonreader_", *(f"{kind}_" for kind in KINDS))  # attackers' metrics
+
+
 # The workload
 
 class Abuse(Workload):
@@ -81,8 +83,7 @@ class Abuse(Workload):
 
     def __init__(self, users, messages, rate, payload, floodLines, abuserPayload, grace,
                  rcvbuf, mss, settings, attackers=ATTACKERS, attackersAddress=ATTACKERS_ADDRESS,
-                 typing=2.0, warmup=2.0, squatRate=10.0, burst=None, retryDelay=0.01,
-                 serverArgs=()):
+                 typing=2.0, warmup=2.0, squatRate=10.0, burst=None, retryDelay=0.01):
         self.users, self.messages, self.rate, self.payload = users, messages, rate, payload
         self.floodLines, self.abuserPayload, self.grace = floodLines, abuserPayload, grace
         self.rcvbuf, self.mss = rcvbuf, mss
@@ -92,7 +93,6 @@ class Abuse(Workload):
         self.typing, self.warmup, self.squatRate = typing, warmup, squatRate
         self.burst = burst or settings.flood_burst  # lines a reconnection says, rooms it asks
         self.retryDelay = retryDelay
-        self.serverArgs = list(serverArgs)
 
     @classmethod
     def fromArgs(cls, args, parser):
@@ -119,8 +119,7 @@ class Abuse(Workload):
         return cls(args.users, args.messages, args.rate, args.payload, args.flood_lines,
                    args.abuser_payload, args.grace, args.nonreader_rcvbuf,
                    args.nonreader_mss, settings, args.attackers, args.attackers_address,
-                   args.typing, args.warmup, args.squat_rate, args.burst, args.retry_delay,
-                   serverArgs)
+                   args.typing, args.warmup, args.squat_rate, args.burst, args.retry_delay)
 
     def params(self):
         return {"users": self.users, "messages": self.messages, "rate": self.rate,
@@ -152,7 +151,10 @@ class Abuse(Workload):
         for kind in (k for k in IN_ROOM if k in chosen):
             inRoom[kind], told[kind] = await self._enterRoom(run, kind, room)
         if inRoom.get("flooder") is not None:
-            await run.sync(inRoom["flooder"], room)
+            try:
+                await run.sync(inRoom["flooder"], room)
+            except BenchError:  # let in, and gone at once
+                inRoom["flooder"], told["flooder"] = None, toldOf(inRoom["flooder"])
         pausedAt = None
         if inRoom.get("nonreader") is not None:
             inRoom["nonreader"].transport.pauseProducing()  # never reads again
@@ -250,7 +252,7 @@ class Abuse(Workload):
         return attacker
 
     async def _makeRoom(self, run, address, room):
-        """The normal users' room, made by someone from an address of theirs own, who leaves."""
+        """The normal users' room, made by someone from an address of its own, who leaves."""
         d, name = run.dialect, run.name("h", 1)
         try:
             host = await named(run, await prompted(run, address, name), name)
