@@ -153,15 +153,16 @@ class Lobby(service.Service):
         super().stopService()
         self.stopping = True
         d = self.store.close()
-        d.addBoth(self._flush)
+        d.addErrback(lambda failure: self.log.failure("Could not close the store", failure))
+        d.addCallback(self._flush)
         d.addCallback(lambda _: self._sendAway())
         return d
 
-    def _flush(self, result):
+    def _flush(self, _):
+        """Broadcast now what was stored and is waiting for the end of the turn."""
         if self._broadcastCall is not None and self._broadcastCall.active():
             self._broadcastCall.cancel()
             self._broadcastStored()
-        return result
 
     def _sendAway(self):
         if not self.users:

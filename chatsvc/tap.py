@@ -4,7 +4,6 @@ import gc
 import os
 import time
 
-from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 from twisted.internet.interfaces import IStreamServerEndpoint
@@ -12,10 +11,13 @@ from twisted.logger import Logger
 from twisted.python import usage
 from zope.interface import implementer
 
+from chatsvc import startup
 from chatsvc.doors.addresses import Addresses, parseExempt
+from chatsvc.doors.flow import Pacer
 from chatsvc.doors.line.protocol import ChatFactory
 from chatsvc.doors.sockets import deadAfter
 from chatsvc.lobby import Lobby
+from chatsvc.logs import LogOptions
 from chatsvc.settings import Settings
 from chatsvc.store import SYNCHRONOUS, SQLiteStore
 
@@ -34,7 +36,7 @@ def _number(options, name, low, high, kind=int):
     return value
 
 
-class Options(usage.Options):
+class Options(startup.OneLineRefusals, LogOptions, usage.Options):
     synopsis = "[options]"
     longdesc = (
         "Run the chatsvc chat server. Users connect with nc, telnet or "
@@ -114,10 +116,7 @@ class Options(usage.Options):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         for description in self["listen"]:
-            try:
-                endpoints.serverFromString(reactor, description)  # parses; does not listen
-            except Exception as e:
-                raise usage.UsageError(f"--listen {description!r} is not usable: {e}")
+            startup.checkListen(reactor, description)  # parses; does not listen
         if self["durability"] not in SYNCHRONOUS:
             raise usage.UsageError(
                 f"--durability takes full or crash, not {self['durability']!r}.")
@@ -199,7 +198,7 @@ def makeService(options) -> MultiService:
     from twisted.internet import reactor
 
     _monotonic(reactor)
-    top = MultiService()
+    top = startup.Server(options)
     lobby = Lobby(SQLiteStore(options["db"], durability=options["durability"]),
                   options.settings, reactor)
     lobby.setServiceParent(top)
@@ -209,9 +208,8 @@ def makeService(options) -> MultiService:
     if options.settings.keepalive:
         Logger().info("A client that vanishes is dropped within {seconds} s",
                       seconds=deadAfter(options.settings.keepalive))
-    factory = ChatFactory(lobby, addresses)
+    factory = ChatFactory(lobby, addresses, Pacer(reactor))  # both shared by every door
     for description in options["listen"]:
-        listener = strports.service(description, factory)
-        listener.endpoint = _Announced(listener.endpoint, description)
-        listener.setServiceParent(top)
+        endpoint = _Announced(endpoints.serverFromString(reactor, description), description)
+        startup.Listener(endpoint, factory, description).setServiceParent(top)
     return top

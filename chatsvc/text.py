@@ -12,14 +12,18 @@ _ESCAPES = re.compile(
     r"|\x9b[0-?]*[ -/]*[@-~]?"  # eight-bit CSI
 )
 # U+2028/U+2029 count as line breaks to str.splitlines and to many clients.
-_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# The bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069) reorder what follows them on others' screens ("Trojan
+# Source"); U+200D, which emoji sequences need, stays.
+_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def clean(text: str) -> str:
     """
-    Return C{text} without control characters (other than tab) and without
-    terminal escape sequences, so it cannot move another user's cursor,
-    recolour their screen, ring their bell or forge a line of its own.
+    Return C{text} without control characters (other than tab), without
+    terminal escape sequences and without bidirectional overrides, so it
+    cannot move another user's cursor, recolour their screen, ring their
+    bell, forge a line of its own or show text in another order than sent.
     """
     if text.isprintable():  # the common case: nothing to strip
         return text

@@ -72,7 +72,7 @@ class LineClient(LineReceiver):
         return self.closed
 
 
-_sources = iter(f"127.0.{n // 250}.{n % 250 + 2}" for n in range(250 * 250))
+_sources = iter(f"127.1.{n // 250}.{n % 250 + 1}" for n in range(250 * 250))
 
 
 def source():

@@ -46,6 +46,10 @@ class MemoryStore:
             else:
                 apply()
                 d.callback(None)
+        waiting = getattr(self, "_whenReleased", None)
+        if waiting is not None and not self.holding:
+            self._whenReleased = None
+            waiting.callback(None)
 
     def addRoom(self, room):
         return self._write(lambda: self.rooms.__setitem__(room.id, room))
@@ -58,5 +62,9 @@ class MemoryStore:
         return succeed([m for m in self.messages.get(room_id, []) if low <= m.seq < high])
 
     def close(self):
+        """Like a real store, once what is being written is written."""
         self.closed = True
+        if self.holding:
+            self._whenReleased = Deferred()
+            return self._whenReleased
         return succeed(None)

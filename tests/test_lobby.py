@@ -1,5 +1,6 @@
 """The chat's rules, without any front door: a Lobby and stand-in clients."""
 
+from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
@@ -243,3 +244,96 @@ class LobbyTests(TestCase):
     def test_guestNumbersCount(self):
         names = [self.lobby.chooseName(self.lobby.connect(Mind()), "") for _ in range(3)]
         self.assertEqual(names, ["Guest1", "Guest2", "Guest3"])
+
+
+class ReplayCacheTests(TestCase):
+    """Recent messages are kept only for rooms people are in."""
+
+    def setUp(self):
+        self.lobby = makeLobby(history_replay=3)
+        self.ann = self.lobby.connect(Mind())
+        self.lobby.chooseName(self.ann, "ann")
+
+    def say(self, room, text):
+        self.lobby.say(self.ann, room, text)
+        self.lobby.clock.advance(0)
+
+    def test_emptyRoomsKeepNothingInMemory(self):
+        for n in range(100):
+            self.successResultOf(self.lobby.createRoom(self.ann, f"room{n}"))
+            room = self.lobby.rooms[f"room{n}"]
+            for m in range(5):
+                self.say(room, f"m{m}")
+        self.lobby.leave(self.ann, self.lobby.rooms["room99"])
+        self.assertEqual([r for r in self.lobby.rooms.values() if r.recent is not None], [])
+
+    def test_joinAnEmptyRoomReadsItsNewestFromTheStore(self):
+        self.successResultOf(self.lobby.createRoom(self.ann, "kitchen"))
+        room = self.lobby.rooms["kitchen"]
+        for m in range(10):
+            self.say(room, f"m{m}")
+        self.lobby.leave(self.ann, room)
+        arrival = self.successResultOf(self.lobby.join(self.ann, "kitchen"))
+        self.assertEqual([m.text for m in arrival.replay], ["m7", "m8", "m9"])
+        self.assertEqual(arrival.older, 7)
+
+    def test_joinsWaitingForOneReadShareIt(self):
+        self.successResultOf(self.lobby.createRoom(self.ann, "kitchen"))
+        room = self.lobby.rooms["kitchen"]
+        self.say(room, "hello")
+        self.lobby.leave(self.ann, room)
+        reads = []
+        page = self.lobby.store.page
+        held = Deferred()
+
+        def slowPage(*args):
+            reads.append(args)
+            return held.addCallback(lambda _: page(*args))
+        self.lobby.store.page = slowPage
+        bob = self.lobby.connect(Mind())
+        self.lobby.chooseName(bob, "bob")
+        first, second = self.lobby.join(self.ann, "kitchen"), self.lobby.join(bob, "kitchen")
+        self.assertNoResult(first)
+        held.callback(None)
+        self.assertEqual(len(reads), 1)
+        self.assertEqual([m.text for m in self.successResultOf(first).replay], ["hello"])
+        self.assertEqual([m.text for m in self.successResultOf(second).replay], ["hello"])
+
+    def test_messageSentWhileReadingIsNotMissed(self):
+        """One stored after the last member left, while a join reads: read again."""
+        self.successResultOf(self.lobby.createRoom(self.ann, "kitchen"))
+        room = self.lobby.rooms["kitchen"]
+        self.say(room, "hello")
+        self.lobby.store.holding = []
+        self.lobby.say(self.ann, room, "goodbye")  # stored after ann has gone
+        self.lobby.leave(self.ann, room)
+        page = self.lobby.store.page
+        held = []
+
+        def slowPage(*args):
+            d = Deferred()
+            held.append((d, args))
+            return d
+        self.lobby.store.page = slowPage
+        joining = self.lobby.join(self.ann, "kitchen")
+        self.lobby.store.release()
+        self.lobby.clock.advance(0)
+        d, args = held.pop()
+        d.callback(self.successResultOf(page(*args)))  # the read began before "goodbye"
+        self.assertNoResult(joining)  # ... so it reads again
+        d, args = held.pop()
+        d.callback(self.successResultOf(page(*args)))
+        self.assertEqual([m.text for m in self.successResultOf(joining).replay],
+                         ["hello", "goodbye"])
+
+    def test_unreadableHistoryIsAClearRefusal(self):
+        self.successResultOf(self.lobby.createRoom(self.ann, "kitchen"))
+        room = self.lobby.rooms["kitchen"]
+        self.say(room, "hello")
+        self.lobby.leave(self.ann, room)
+        self.lobby.store.page = lambda *args: fail(OSError("disk gone"))
+        failure = self.failureResultOf(self.lobby.join(self.ann, "kitchen"), errors.NotRead)
+        self.assertEqual(str(failure.value), "The history of kitchen could not be read,"
+                         " so you did not join it. Please try again.")
+        self.assertEqual(self.ann.rooms, {})
+        self.flushLoggedErrors(OSError)

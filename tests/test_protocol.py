@@ -522,3 +522,256 @@ class LegacyClientTests(TestCase):
         nc = self.connect()
         nc.send("> bob")  # not a name: prefix, so "> " is not stripped
         self.assertTrue(nc.read()[1].startswith("! A screen name"))
+
+
+def runTimersFirst(clock):
+    """
+    Run the timers that are due now, as the reactor does at the start of a
+    turn, before it reads the sockets: what they schedule waits for the next.
+    """
+    due = [call for call in clock.calls if call.getTime() <= clock.seconds()]
+    for call in due:
+        clock.calls.remove(call)
+        call.called = 1
+        call.func(*call.args, **call.kw)
+
+
+class StallTests(TestCase):
+    """After the process was stopped (SIGSTOP) or starved, what waited is read first."""
+
+    def test_idleTimeoutAfterAStallReadsFirst(self):
+        lobby, connect = makeServer(idle_timeout=4)
+        alice = connect("alice")
+        alice.send("create kitchen")
+        alice.read()
+        lobby.clock.rightNow += 6  # stopped for 6 s; alice typed meanwhile
+        runTimersFirst(lobby.clock)
+        alice.protocol.dataReceived(b"typed during the stall\n")
+        lobby.clock.advance(0)
+        self.assertEqual(alice.read(), ["<alice> typed during the stall"])
+        self.assertFalse(alice.transport.disconnecting)
+        lobby.clock.advance(4)  # and silence is still found out afterwards
+        self.assertEqual(alice.read(), [
+            "* You were silent for 4 seconds. Closing the connection."])
+
+    def test_loginTimeoutAfterAStallReadsFirst(self):
+        lobby, connect = makeServer(login_timeout=5)
+        bob = connect()
+        bob.read()
+        lobby.clock.rightNow += 6
+        runTimersFirst(lobby.clock)
+        bob.protocol.dataReceived(b"bob\n")
+        lobby.clock.advance(0)
+        self.assertIn("* Welcome, bob. You are in the Lobby. Commands:", bob.read())
+        self.assertFalse(bob.transport.disconnecting)
+
+    def test_heldConnectionIsNotSilent(self):
+        """Lines that wait because the server paused reading are not silence."""
+        lobby, connect = makeServer(idle_timeout=4, flood_rate=1, flood_burst=1)
+        alice = connect("alice")
+        alice.send("create kitchen")
+        alice.send(b"".join(b"line %d\n" % n for n in range(10)))
+        for _ in range(12):
+            lobby.clock.advance(1)
+        self.assertFalse(alice.transport.disconnecting)
+        self.assertIn("<alice> line 9", alice.read())
+
+
+class NewUserTests(TestCase):
+    """What a new user ran into (issue: hardening)."""
+
+    def setUp(self):
+        self.lobby, self.connect = makeServer()
+
+    def test_quitAtTheNamePrompt(self):
+        for word in ["quit", "/quit", "QUIT"]:
+            session = self.connect()
+            session.read()
+            session.send(word)
+            self.assertEqual(session.read(), ["* Goodbye."])
+            self.assertTrue(session.transport.disconnecting)
+        self.assertEqual(self.lobby.names, {})
+
+    def test_helpAtTheNamePrompt(self):
+        session = self.connect()
+        session.read()
+        session.send("help")
+        self.assertEqual(session.read(), [
+            "* Type the screen name you want (1 to 20 letters, digits, _ or -) and press"
+            " Enter, or press Enter alone to be a guest. Type quit to leave.",
+            "* " + wording.NAME_PROMPT])
+        session.send("ann")
+        self.assertIn("* Welcome, ann. You are in the Lobby. Commands:", session.read())
+
+    def test_quitIsToldApartFromALostConnection(self):
+        ann, bob, cleo = self.connect("ann"), self.connect("bob"), self.connect("cleo")
+        ann.send("create kitchen")
+        bob.send("join kitchen")
+        cleo.send("join kitchen")
+        ann.read()
+        bob.send("quit")
+        self.assertEqual(ann.read(), ["* bob left kitchen (quit)"])  # at once
+        bob.close()
+        cleo.close()
+        self.assertEqual(ann.read(), ["* cleo left kitchen (disconnected)"])
+
+    def test_bareCommandWordGetsItsUsage(self):
+        ann = self.connect("ann")
+        ann.send("create")
+        self.assertEqual(ann.read(), ["! Usage: create ROOM (create ROOM and move into it)."])
+        ann.send("create kitchen")
+        ann.read()
+        ann.send("join")
+        self.assertEqual(ann.read(), [
+            "! Usage: join ROOM (join ROOM, leaving the room you are in)."])
+        ann.send("join the party")  # still chat
+        self.assertEqual(ann.read(), ["<ann> join the party"])
+
+    def test_reservedRoomNames(self):
+        ann = self.connect("ann")
+        ann.send("create lobby")
+        self.assertEqual(ann.read(), ["! lobby is not a room name you can use."
+                                      " Choose another one."])
+        for name in [".", "..", ".hidden", "-x"]:
+            ann.send(f"create {name}")
+            self.assertEqual(ann.read(), [
+                "! A room name is 1 to 32 letters, digits, _, - or ., starting with a"
+                " letter or digit."], name)
+        self.assertEqual(self.lobby.rooms, {})
+
+    def test_onlineFromInsideARoom(self):
+        ann, bob = self.connect("ann"), self.connect("bob")
+        ann.send("create kitchen")
+        ann.read()
+        ann.send("who")
+        self.assertEqual(ann.read(), ["* In kitchen (1): ann."])
+        ann.send("online")
+        self.assertEqual(ann.read(), ["* Online (2):", "*   ann, bob"])
+
+    def test_manyOnlineAreSeveralLines(self):
+        lobby, connect = makeServer(max_clients=200)
+        sessions = [connect(f"user{n:03}") for n in range(200)]
+        sessions[0].send("online")
+        lines = sessions[0].read()
+        self.assertEqual(lines[0], "* Online (200):")
+        names = ", ".join(line[4:] for line in lines[1:]).split(", ")
+        self.assertEqual(names, [f"user{n:03}" for n in range(200)])
+        self.assertTrue(all(len(line) < 500 for line in lines))
+
+    def test_invalidUtf8BoundByMaxLineOnceReplaced(self):
+        lobby, connect = makeServer(max_line=100)
+        ann = connect("ann")
+        ann.send("create kitchen")
+        ann.read()
+        ann.send(b"\xff" * 100 + b"\n")
+        self.assertEqual(ann.read(), [
+            "! That line is longer than 100 bytes once its invalid UTF-8 bytes are"
+            " replaced (each by 3 bytes); it was discarded."])
+        ann.send(b"ok \xff\n")
+        self.assertEqual(ann.read(), ["<ann> ok \ufffd"])
+        room = lobby.rooms["kitchen"]
+        self.assertEqual([m.text for m in lobby.store.messages[room.id]], ["ok \ufffd"])
+
+
+class ListTests(TestCase):
+    def setUp(self):
+        self.lobby, self.connect = makeServer(max_rooms=100_000, create_rate=0)
+        self.ann = self.connect("ann")
+
+    def test_busiestFirstThenByName(self):
+        for name in ["attic", "cellar", "kitchen"]:
+            self.ann.send(f"create {name}")
+        self.ann.send("leave")
+        for name, room in [("bob", "kitchen"), ("cleo", "kitchen"), ("dee", "cellar")]:
+            self.connect(name).send(f"join {room}")
+        self.ann.read()
+        self.ann.send("list")
+        self.assertEqual(self.ann.read(), [
+            "* Rooms (3), busiest first:", "*   kitchen (2 users)", "*   cellar (1 user)",
+            "*   attic (0 users)"])
+
+    def test_pattern(self):
+        for name in ["kitchen", "Kitchenette", "hall", "kit-bag"]:
+            self.ann.send(f"create {name}")
+        self.ann.read()
+        self.ann.send("list KITCH")
+        self.assertEqual(self.ann.read(), [
+            "* Rooms matching KITCH, busiest first:", "*   kitchen (0 users)",
+            "*   Kitchenette (0 users)", "* 2 rooms matching KITCH."])
+        self.ann.send("list k*g")  # * and ? make a pattern of the whole name
+        self.assertEqual(self.ann.read()[1:-1], ["*   kit-bag (1 user) <- you are here"])
+        self.ann.send("list nothing")
+        self.assertEqual(self.ann.read(), [
+            "* Rooms matching nothing, busiest first:",
+            "* No room matches nothing. Type list to see them all."])
+
+    def addRooms(self, count):
+        """Rooms straight into the Lobby, as a server with many would load them."""
+        from chatsvc.lobby import Room
+        from chatsvc.store import RoomRecord
+        for n in range(count):
+            self.lobby._addRoom(Room(RoomRecord(1000 + n, f"room{n:05}", 0.0)))
+
+    def test_longListIsSentAsTheClientReads(self):
+        self.addRooms(20_000)
+        self.ann.send("list")
+        self.ann.send("who")
+        received = []
+        for _ in range(500):
+            more = self.ann.read()
+            # Never more than the socket takes at once and one piece.
+            self.assertLessEqual(len("\n".join(more)), 65536 + protocol.PAGE_CHUNK + 100)
+            received += more
+            if more and more[-1].startswith("* Online"):
+                break
+        self.assertEqual(received[0], "* Rooms (20000), busiest first:")
+        self.assertEqual(len(received), 20_002)
+        self.assertEqual(received[-1], "* Online (1): ann. You are in the Lobby.")
+
+    def test_oneTurnDoesBoundedWork(self):
+        """A pattern that matches nothing passes over the rooms a piece at a time."""
+        self.addRooms(20_000)
+        self.ann.read()
+        self.ann.protocol.dataReceived(b"list zzz\n")  # not through Session.send: no turn ends
+        clock = self.lobby.clock
+        turns = 0
+        while clock.getDelayedCalls():
+            runTimersFirst(clock)
+            turns += 1
+        self.assertGreaterEqual(turns, 20_000 // protocol.PAGE_SCAN)
+        self.assertEqual(self.ann.read()[-1],
+                         "* No room matches zzz. Type list to see them all.")
+
+
+class StoppingTests(TestCase):
+    def setUp(self):
+        self.lobby, self.connect = makeServer()
+        self.ann, self.bob = self.connect("ann"), self.connect("bob")
+        self.ann.send("create kitchen")
+        self.bob.send("join kitchen")
+        self.ann.read()
+        self.bob.read()
+
+    def test_everyoneIsToldAndWhatIsBeingStoredGoesFirst(self):
+        self.lobby.store.holding = []
+        self.ann.send("last words")
+        stopped = self.lobby.stopService()
+        self.ann.send("too late")
+        self.assertEqual(self.ann.read(), [
+            "! The server is stopping. Your message was not sent."])
+        self.lobby.store.release()
+        self.lobby.clock.advance(0)
+        for session in (self.ann, self.bob):
+            self.assertEqual(session.read(), [
+                "<ann> last words", "* The server is stopping. Goodbye."])
+            self.assertTrue(session.transport.disconnecting)
+        self.assertNoResult(stopped)
+        self.ann.close()
+        self.bob.close()
+        self.successResultOf(stopped)
+
+    def test_stopDoesNotWaitForeverForThoseWhoStay(self):
+        stopped = self.lobby.stopService()
+        self.assertNoResult(stopped)
+        self.lobby.clock.advance(5)
+        self.successResultOf(stopped)

@@ -17,3 +17,13 @@ class CleanTests(TestCase):
 
     def test_lineSeparatorsStripped(self):
         self.assertEqual(clean("one\u2028two\u2029"), "onetwo")
+
+    def test_bidiControlsStripped(self):
+        """Trojan Source: embeddings, overrides and isolates reorder others' screens."""
+        tricky = "".join(chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+        self.assertEqual(clean(f"ab{tricky}cd"), "abcd")
+        self.assertEqual(clean("access\u202e\u2066 // admin\u2069\u2066"), "access // admin")
+
+    def test_zeroWidthJoinerKept(self):
+        family = "\U0001F468\u200d\U0001F469\u200d\U0001F467"
+        self.assertEqual(clean(f"hi {family}"), f"hi {family}")

@@ -3,6 +3,8 @@ Keeping one connection from hurting the others: a rate limit on what it
 sends, and a bound on what waits to be sent to it.
 """
 
+from collections import deque
+
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IPushProducer
@@ -141,3 +143,35 @@ class OutputGuard:
 
     def stopProducing(self):
         self._drained = []  # the connection is gone; nothing more will be sent
+
+
+class Pacer:
+    """
+    Long runs of output (join replay, history pages, room lists) from every
+    connection of every door take turns: one piece at a time in all, round
+    robin, and after each piece a pause as long as it took. However many
+    people list 50,000 rooms at once, what anyone else says waits behind one
+    piece at most, and the reactor's thread is never busy with them more than
+    half the time: the thread that commits messages (which needs the GIL the
+    reactor's thread would otherwise hold for 5 ms at a time) gets in at once.
+    """
+
+    def __init__(self, clock):
+        self.clock = clock
+        self._senders = deque()  # callables: send one piece, say whether more follow
+        self._call = None
+
+    def add(self, sender):
+        """C{sender()} sends one piece and returns True while it has more to send now."""
+        self._senders.append(sender)
+        if self._call is None:
+            self._call = self.clock.callLater(0, self._turn)
+
+    def _turn(self):
+        self._call = None
+        sender = self._senders.popleft()
+        started = self.clock.seconds()
+        if sender():
+            self._senders.append(sender)
+        if self._senders and self._call is None:  # (a sender may have added one)
+            self._call = self.clock.callLater(self.clock.seconds() - started, self._turn)

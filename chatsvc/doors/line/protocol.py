@@ -16,7 +16,7 @@ from chatsvc.doors.line import wording
 from chatsvc.doors.line.commands import Chat, parse
 from chatsvc.doors import sockets
 from chatsvc.doors.addresses import Addresses
-from chatsvc.doors.flow import OutputGuard
+from chatsvc.doors.flow import OutputGuard, Pacer
 from chatsvc.events import IChatClient, MadeWay, Said, Stopping
 from chatsvc.text import clean
 
@@ -436,33 +436,29 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
     def _sendPaced(self, lines):
         """
-        Send a long run of lines (replay, history) only as fast as the client
-        reads them, reading no commands meanwhile: a page can never pile up
-        past the output limit, however slow the client.
+        Send a long run of lines (replay, history, lists) only as fast as the
+        client reads them, taking turns with everyone else's (L{Pacer}), and
+        reading no commands meanwhile: it never piles up past the output
+        limit, however slow the client, and never holds up anyone else.
         """
         self._hold("paging")
-        self._pace(_chunks(lines))
+        chunks = _chunks(lines)
+        self.factory.pacer.add(lambda: self._pace(chunks))
 
-    def _pace(self, chunks):
-        # Write only while the transport keeps up: a page never counts
-        # against the output limit, and a slow client just gets it slowly.
-        # One piece a turn, so that a long list never holds up everyone else.
+    def _pace(self, chunks) -> bool:
         if self.user is None:
-            return
-        if self.guard.backlogged:
-            self.guard.whenDrained().addCallback(lambda _: self._pace(chunks))
-            return
+            return False
+        if self.guard.backlogged:  # on again once the client has read
+            self.guard.whenDrained().addCallback(
+                lambda _: self.factory.pacer.add(lambda: self._pace(chunks)))
+            return False
         chunk = next(chunks, None)
         if chunk is None:
             self._release("paging")
-            return
+            return False
         if chunk:
             self._write(chunk)
-        self._timers["paging"] = self.factory.clock.callLater(0, self._paceOn, chunks)
-
-    def _paceOn(self, chunks):
-        del self._timers["paging"]
-        self._pace(chunks)
+        return True
 
     def deliver(self, event):
         if type(event) is Said:
@@ -511,16 +507,15 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
 class ChatFactory(ServerFactory):
     """
-    Makes one L{ChatProtocol} per connection, all sharing one Lobby and one
-    L{Addresses} (which every front door of the server shares).
+    Makes one L{ChatProtocol} per connection, all sharing one Lobby, and one
+    L{Addresses} and one L{Pacer}, which every front door of the server shares.
     """
 
     protocol = ChatProtocol
     noisy = False  # the protocol logs arrivals itself
 
-    def __init__(self, lobby, addresses=None):
+    def __init__(self, lobby, addresses=None, pacer=None):
         self.lobby = lobby
         self.clock = lobby.clock  # timers: flood control, login and idle timeouts
-        if addresses is None:
-            addresses = Addresses(lobby.settings, lobby.clock)
-        self.addresses = addresses
+        self.addresses = addresses or Addresses(lobby.settings, lobby.clock)
+        self.pacer = pacer or Pacer(lobby.clock)
