@@ -91,7 +91,13 @@ class Abuse(Workload):
         self.attackers = tuple(a for a in ATTACKERS if a in attackers)  # in a fixed order
         self.attackersAddress = attackersAddress
         self.typing, self.warmup, self.squatRate = typing, warmup, squatRate
-        self.burst = burst or settings.flood_burst  # lines a reconnection says, rooms it asks
+        # What one connection of the reconnector says, and of the room spammer
+        # asks for: by default as much as fits in one connection's burst with
+        # its name (and join) first, all of it let through at once by a server
+        # whose flood control is per connection.
+        self.burst = burst
+        self.reconnectorBurst = burst or max(1, settings.flood_burst - 2)
+        self.roomspamBurst = burst or max(1, settings.flood_burst - 1)
         self.retryDelay = retryDelay
 
     @classmethod
@@ -126,7 +132,8 @@ class Abuse(Workload):
                 "payload": self.payload, "typing": self.typing,
                 "attackers": ",".join(self.attackers), "attackers_address":
                 self.attackersAddress, "warmup": self.warmup, "flood_lines": self.floodLines,
-                "abuser_payload": self.abuserPayload, "burst": self.burst,
+                "abuser_payload": self.abuserPayload,
+                "reconnector_burst": self.reconnectorBurst, "roomspam_burst": self.roomspamBurst,
                 "squat_rate": self.squatRate, "retry_delay": self.retryDelay,
                 "grace": self.grace,
                 "nonreader_rcvbuf": self.rcvbuf, "nonreader_mss": self.mss}
@@ -211,9 +218,9 @@ class Abuse(Workload):
             busy = [a for a in attackers if a.kind != "unnamed"]
             await gatherResults([Deferred.fromCoroutine(a.stop()) for a in busy])
             metrics.update(self._normalMetrics(run, users, expected, pacer))
-            cpu = cpuShares(cpu0, cpu1)
-            metrics.update({k: cpu[k] for k in ("server_cpu_pct", "bench_cpu_pct",
-                                                "other_cpu_pct")})
+            cpu = cpuShares(cpu0, cpu1) if users else {}  # no load: no interval to speak of
+            metrics.update({k: cpu.get(k) for k in ("server_cpu_pct", "bench_cpu_pct",
+                                                    "other_cpu_pct")})
             unnamed = next((a for a in attackers if a.kind == "unnamed"), None)
             if abused and complete and not run.expired:
                 await self._grace(run, watch, unnamed)
@@ -241,11 +248,11 @@ class Abuse(Workload):
     def _attacker(self, run, kind, room):
         args = (run, self.attackersAddress, self.settings, room)
         if kind == "reconnector":
-            attacker = Reconnector(*args, self.burst, self.abuserPayload)
+            attacker = Reconnector(*args, self.reconnectorBurst, self.abuserPayload)
         elif kind == "squatter":
             attacker = Squatter(*args, self.squatRate)
         elif kind == "roomspam":
-            attacker = RoomSpammer(*args, self.burst)
+            attacker = RoomSpammer(*args, self.roomspamBurst)
         else:
             attacker = KINDS[kind](*args)
         attacker.retryDelay = self.retryDelay

@@ -48,7 +48,8 @@ def addParser(sub, common, whole):
                    " (default 2000)")
     p.add_argument("--burst", type=whole(1, 100_000), default=None, metavar="LINES",
                    help="lines the reconnector says, and rooms the room spammer asks for,"
-                   " on each connection (default: the server's --flood-burst)")
+                   " on each connection (default: what fits in the server's --flood-burst"
+                   " with the name and the join: 8 and 9 of 10)")
     p.add_argument("--squat-rate", type=_rate, default=10.0, metavar="PER_SECOND",
                    help="silent connections the squatter opens a second (default 10)")
     p.add_argument("--retry-delay", type=_seconds, default=0.01, metavar="SECONDS",

@@ -197,7 +197,8 @@ def table(results, out=None):
             if bench is not None and bench > report.SATURATED:
                 print(f"run {r.run} {label}: the bench used {bench:.0f}% of its core: the"
                       " normal users' latencies include its own delays", file=out)
-        if r.metrics.get("nonreader_disconnected") is False:
+        if r.metrics.get("nonreader_disconnected") is False and \
+                r.metrics.get("nonreader_bytes_its_way") is not None:
             print(f"run {r.run}: the non-reader was not disconnected within the run"
                   f" ({r.metrics.get('nonreader_bytes_its_way') or 0:,} bytes were sent its"
                   " way); a longer or heavier load (-M, -P, -N) would get there", file=out)
