@@ -394,10 +394,10 @@ class Abuse(Workload):
             return {"nonreader_admitted": False, "nonreader_told": told}
         m = {"nonreader_admitted": True}
         closedAt = watch.closedAt if watch else None
-        m["nonreader_disconnected"] = closedAt is not None
         overflow = server.overflows.get(client.name)
-        if closedAt is None and overflow is not None:
+        if closedAt is None and overflow is not None:  # seen in the server's log only
             closedAt = overflow[0]
+        m["nonreader_disconnected"] = closedAt is not None
         start = pacer.start if pacer else pausedAt
         m["nonreader_after_s"] = None if closedAt is None else round(closedAt - pausedAt, 2)
         m["nonreader_at_s"] = None if closedAt is None else round(closedAt - start, 2)
