@@ -6,7 +6,6 @@ terminal) and L{chatsvc.clientpipe} (pipes and scripts).
 """
 
 import os
-import re
 import sys
 
 from twisted.application.service import Service
@@ -28,6 +27,7 @@ from twisted.python.logfile import LogFile
 import chatsvc
 from chatsvc.clientpipe import PipeDisplay
 from chatsvc.clientproto import ChatClient
+from chatsvc.clienttls import TLSCheck, tlsMissing, verifiedTLS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000
@@ -81,9 +81,10 @@ status under twistd is twistd's own."""
     optParameters = [
         ["server", "s", None,
          "Connect to this client endpoint description instead of HOST PORT, e.g."
-         " tcp:chat.example.org:3000 or ssl:chat.example.org:3443 (ssl needs the"
-         " twisted[tls] extra; the server's certificate is checked against the"
-         " system's CAs, or those in caCertsDir=DIR, for the host or hostname=)."],
+         " tcp:chat.example.org:3000 or ssl:chat.example.org:3443 (ssl needs the tls"
+         " extra: pip install 'chatsvc[tls]'; the server's certificate is checked against"
+         " the system's CAs, or the .pem files in caCertsDir=DIR, for the host or"
+         " hostname=)."],
         ["log", None, None,
          f"Append the client's log to this file (under twistd the default is {TWISTD_LOG})."],
     ]
@@ -120,6 +121,9 @@ status under twistd is twistd's own."""
             if self["host"] is not None:
                 raise usage.UsageError("give either HOST [PORT] or --server, not both")
             self.where = self["server"]
+            missing = tlsMissing(self["server"])
+            if missing:  # else Twisted says "name 'optionsForClientTLS' is not defined"
+                raise usage.UsageError(missing)
             description = verifiedTLS(self["server"])
         else:
             host = self["host"] or DEFAULT_HOST
@@ -127,27 +131,11 @@ status under twistd is twistd's own."""
             description = (f"tcp:host={endpoints.quoteStringArgument(host)}"
                            f":port={port}:timeout=10")
             self.where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.tls = TLSCheck.fromDescription(description)
         try:
             self.endpoint = endpoints.clientFromString(reactor, description)
         except Exception as e:
-            hint = " (install twisted[tls] for ssl:)" if description.startswith("ssl:") else ""
-            raise usage.UsageError(f"--server {description!r} is not usable: {e}{hint}")
-
-
-def verifiedTLS(description):
-    """
-    C{description}, and for C{ssl:} with C{hostname=HOST} added if missing:
-    without it Twisted does not check the server's certificate at all.
-    """
-    kind, *fields = re.split(r"(?<!\\):", description)
-    if kind != "ssl" or any(f.startswith("hostname=") for f in fields):
-        return description
-    named = [f[len("host="):] for f in fields if f.startswith("host=")]
-    positional = [f for f in fields if "=" not in f]
-    host = named[0] if named else positional[0] if positional else None
-    if not host:
-        return description  # clientFromString explains what is missing
-    return f"{description}:hostname={host}"
+            raise usage.UsageError(f"--server {description!r} is not usable: {e}")
 
 
 def _port(text):
@@ -173,7 +161,7 @@ def buildClient(options, reactor, environ=os.environ):
     else:
         display = PipeDisplay()
     return ChatClient(options.endpoint, options.where, display,
-                      reconnect=terminal, clock=reactor)
+                      reconnect=terminal, clock=reactor, tls=options.tls)
 
 
 # twistd chatclient

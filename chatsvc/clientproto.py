@@ -18,6 +18,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatsvc.doors.line.commands import Invocation, parse
@@ -92,9 +93,15 @@ def describe(reason):
         return "the server closed the connection"
     if reason.check(error.ConnectionLost):
         return "the connection was lost"
+    if reason.check(TLSProblem):
+        return str(reason.value)
     if reason.type.__module__.startswith("OpenSSL"):
         return f"the TLS handshake failed ({reason.getErrorMessage()})"
     return reason.getErrorMessage()
+
+
+class TLSProblem(Exception):
+    """A TLS failure, already in a person's words (see L{chatsvc.clienttls})."""
 
 
 @implementer(IHandshakeListener)
@@ -123,6 +130,12 @@ class ServerConnection(LineReceiver):
         self.sendLine(text.replace("\r", "").replace("\n", " ").encode("utf-8"))
 
     def connectionLost(self, reason):
+        check = self.factory.client.tls
+        if check is not None:
+            handle = getattr(self.transport, "getHandle", None)  # the pyOpenSSL connection
+            words = check.explain(reason, handle() if handle else None, self._ready)
+            if words is not None:
+                reason = Failure(TLSProblem(words))
         if self._ready:
             self.factory.client.disconnected(reason)
         else:  # the TLS handshake failed
@@ -176,9 +189,10 @@ class ChatClient:
 
     log = Logger()
 
-    def __init__(self, endpoint, where, display, *, reconnect, clock):
+    def __init__(self, endpoint, where, display, *, reconnect, clock, tls=None):
         self.endpoint = endpoint
         self.where = where
+        self.tls = tls  # a clienttls.TLSCheck for a TLS endpoint: explains its failures
         self.display = display
         self.reconnect = reconnect
         self.clock = clock

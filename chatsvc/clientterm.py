@@ -6,7 +6,15 @@ line has the usual editing keys and history; lines are coloured by marker.
 Keys are read with C{twisted.conch.insults} (which turns escape sequences into
 key names) over C{StandardIO}, with the terminal in raw mode. The screen is
 an ordinary scrolling terminal: nothing is drawn but the bottom line, so
-scrollback, copy and paste keep working.
+scrollback, copy and paste keep working. The line being typed is
+L{chatsvc.clientedit}'s.
+
+When the terminal changes size, some terminals (tmux, screen, VTE, kitty,
+iTerm2...) wrap the input line onto several rows and others (xterm, the
+Linux console) cut it; which one, only the cursor shows, so the screen asks
+the terminal where it is (a cursor position report) before drawing the
+input line again over all of the old one. While sizes keep changing, the
+cursor waits at the start of the input line, which no rewrap moves it off.
 """
 
 import codecs
@@ -14,12 +22,12 @@ import os
 import signal
 import termios
 import tty
-import unicodedata
 
 from twisted.conch.insults import insults
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from chatsvc.clientedit import LineEditor, cellWidth, textWidth
 from chatsvc.clientproto import (
     ERROR, GOT_PRIVATE, NOTICE, REPLAYED, SAID, SENT_PRIVATE, classify, spoken)
 
@@ -34,6 +42,8 @@ _STYLES = {  # SGR parameters for each kind of line
     PROBLEM: "1;31",
 }
 _NAME, _MY_NAME, _PROMPT = "1", "1;32", "1"
+REPORT_WAIT = 2  # seconds to wait for a cursor position report (long enough for ssh)
+SETTLE = 0.5  # seconds without a new size before sizes count as settled (tmux: 0.25)
 
 
 def wantColour(environ, flag=False):
@@ -54,149 +64,18 @@ def render(line, kind, me=None, colour=True):
     return f"\x1b[{style}m{line}\x1b[0m" if style else line
 
 
-def cellWidth(ch):
-    """Columns a character takes on a terminal."""
-    if unicodedata.combining(ch):
-        return 0
-    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-
-
-def textWidth(text):
-    return sum(cellWidth(ch) for ch in text)
-
-
-class LineEditor:
+def wrappedCursor(before, atWidth, width):
     """
-    The line being typed: its characters, the cursor, history and the part
-    of it that fits the screen. Knows nothing of terminals.
+    (row, column) of the cursor in a line wrapped at C{width} columns, the
+    cursor after C{before} on a character C{atWidth} columns wide: where a
+    terminal that rewraps lines when it narrows puts it.
     """
-
-    def __init__(self, historySize=500):
-        self.chars = []
-        self.cursor = 0
-        self.history = []
-        self.historySize = historySize
-        self._browsing = None  # index into history while going through it
-        self._draft = ""  # what was typed before going up into history
-        self._scroll = 0  # index of the first character shown
-
-    @property
-    def text(self):
-        return "".join(self.chars)
-
-    def setText(self, text):
-        self.chars = list(text)
-        self.cursor = len(self.chars)
-
-    def insert(self, text):
-        chars = [" " if ch == "\t" else ch for ch in text if ch.isprintable() or ch == "\t"]
-        self.chars[self.cursor:self.cursor] = chars
-        self.cursor += len(chars)
-
-    def left(self):
-        self.cursor = max(0, self.cursor - 1)
-
-    def right(self):
-        self.cursor = min(len(self.chars), self.cursor + 1)
-
-    def home(self):
-        self.cursor = 0
-
-    def end(self):
-        self.cursor = len(self.chars)
-
-    def _wordStart(self):
-        i = self.cursor
-        while i > 0 and self.chars[i - 1].isspace():
-            i -= 1
-        while i > 0 and not self.chars[i - 1].isspace():
-            i -= 1
-        return i
-
-    def _wordEnd(self):
-        i, n = self.cursor, len(self.chars)
-        while i < n and self.chars[i].isspace():
-            i += 1
-        while i < n and not self.chars[i].isspace():
-            i += 1
-        return i
-
-    def wordLeft(self):
-        self.cursor = self._wordStart()
-
-    def wordRight(self):
-        self.cursor = self._wordEnd()
-
-    def backspace(self):
-        if self.cursor:
-            self.cursor -= 1
-            del self.chars[self.cursor]
-
-    def delete(self):
-        del self.chars[self.cursor:self.cursor + 1]
-
-    def killToStart(self):
-        del self.chars[:self.cursor]
-        self.cursor = 0
-
-    def killToEnd(self):
-        del self.chars[self.cursor:]
-
-    def killWordBack(self):
-        start = self._wordStart()
-        del self.chars[start:self.cursor]
-        self.cursor = start
-
-    def killWordForward(self):
-        del self.chars[self.cursor:self._wordEnd()]
-
-    def up(self):
-        if self._browsing is None:
-            if not self.history:
-                return
-            self._draft, self._browsing = self.text, len(self.history)
-        if self._browsing > 0:
-            self._browsing -= 1
-            self.setText(self.history[self._browsing])
-
-    def down(self):
-        if self._browsing is None:
-            return
-        self._browsing += 1
-        if self._browsing < len(self.history):
-            self.setText(self.history[self._browsing])
-        else:
-            self.setText(self._draft)
-            self._browsing = None
-
-    def submit(self):
-        """The line, now added to history; the editor is empty again."""
-        text = self.text
-        if text.strip() and (not self.history or self.history[-1] != text):
-            self.history.append(text)
-            del self.history[:-self.historySize]
-        self.chars, self.cursor, self._scroll = [], 0, 0
-        self._browsing, self._draft = None, ""
-        return text
-
-    def view(self, width):
-        """
-        What to show of the line in C{width} columns, scrolled sideways so the
-        cursor is visible, and the cursor's column in it.
-        """
-        width = max(2, width)
-        self._scroll = min(self._scroll, self.cursor)
-        while textWidth(self.chars[self._scroll:self.cursor]) > width - 1:
-            self._scroll += 1
-        while self._scroll and textWidth(self.chars[self._scroll - 1:]) <= width - 1:
-            self._scroll -= 1  # room again on the right: show more on the left
-        shown, used = [], 0
-        for ch in self.chars[self._scroll:]:
-            used += cellWidth(ch)
-            if used > width:
-                break
-            shown.append(ch)
-        return "".join(shown), textWidth(self.chars[self._scroll:self.cursor])
+    row = column = 0
+    for w in [cellWidth(ch) for ch in before] + [atWidth]:
+        if column + w > width:  # a wide character that does not fit moves down whole
+            row, column = row + 1, 0
+        column += w
+    return row, column - atWidth
 
 
 class ChatScreen(insults.TerminalProtocol):
@@ -207,12 +86,19 @@ class ChatScreen(insults.TerminalProtocol):
 
     log = Logger()
 
-    def __init__(self, client, colour=True, size=None):
+    def __init__(self, client, colour=True, size=None, clock=None):
         self.client = client
         self.colour = colour
         self._size = size or (lambda: os.get_terminal_size(1))
+        self._clock = clock
         self._finished = False
         self.closed = Deferred()
+        self._drawn = None  # the input line on the screen: (text before the cursor, cell width)
+        self._asking = None  # (token, timeout) while waiting for a cursor position report
+        self._resizedAgain = False
+        self._settling = None  # while sizes change: the cursor waits at column 0
+        self._held = []  # lines that arrived while waiting
+        self._reports = True  # whether the terminal answers cursor position reports
 
     def connectionMade(self):
         self.editor = e = LineEditor()
@@ -289,8 +175,12 @@ class ChatScreen(insults.TerminalProtocol):
         self._print(render(text, PROBLEM if problem else STATUS, None, self.colour))
 
     def _print(self, text):
-        # Over the input line, then a newline (insults writes \r\n for \n).
-        self.terminal.write("\r\x1b[K" + text + "\n")
+        if self._asking is not None:
+            self._held.append(text)  # drawn once the old input line is found and erased
+            return
+        # Over the input line (and below it: the rest of an input line the
+        # terminal rewrapped), then a newline (insults writes \r\n for \n).
+        self.terminal.write("\r\x1b[J" + text + "\n")
         self.drawInput()
 
     def _width(self):
@@ -301,23 +191,109 @@ class ChatScreen(insults.TerminalProtocol):
         return width if width > 0 else 80
 
     def drawInput(self):
-        if self.terminal is None or self._finished:
+        if self.terminal is None or self._finished or self._asking is not None:
             return
         width = self._width()
         prompt = self.client.prompt()
         if textWidth(prompt) > width // 2:
             prompt = "> "
         shown, column = self.editor.view(width - textWidth(prompt) - 1)
+        at = used = 0  # the cursor's index in shown
+        while at < len(shown) and used < column:
+            used += cellWidth(shown[at])
+            at += 1
+        self._drawn = (prompt + shown[:at], cellWidth(shown[at]) if at < len(shown) else 1)
         column += textWidth(prompt)
         if self.colour:
             prompt = f"\x1b[{_PROMPT}m{prompt}\x1b[0m"
+        # The cursor to its column, unless parked at the start while sizes change.
+        cursor = f"\x1b[{column}C" if column and self._settling is None else ""
+        # Without autowrap (?7l): a terminal narrower than it has told us yet
+        # (tmux tells at most every 250 ms) cuts the line instead of wrapping
+        # it onto rows that "\r" would not go back to.
         self.terminal.write(
-            "\r" + prompt + shown + "\x1b[K\r" + (f"\x1b[{column}C" if column else ""))
+            "\x1b[?7l\r" + prompt + shown + "\x1b[J\r" + cursor + "\x1b[?7h")
+
+    # A new size
+
+    def resized(self):
+        """
+        The terminal has a new size. Find the old input line (the cursor
+        shows whether the terminal rewrapped it or cut it), erase all of it
+        and draw it again; lines arriving meanwhile wait. Then, until sizes
+        settle, keep the cursor at the start of the input line, where a
+        rewrap cannot move it off the line's first row.
+        """
+        if self.terminal is None or self._finished:
+            return
+        if self._settling is not None:  # the cursor is parked: the line is where it is
+            self._redraw(0)
+        elif self._asking is not None:
+            self._resizedAgain = True  # asked again once this answer is in
+        elif not self._reports or self._drawn is None:
+            self._redraw(0)
+        else:
+            token = object()
+            timeout = self._callLater(REPORT_WAIT, self._unanswered, token)
+            self._asking = (token, timeout)
+            self.terminal.reportCursorPosition().addCallback(
+                self._cursorReported, token, self._width())
+
+    def _callLater(self, delay, f, *args):
+        if self._clock is None:
+            from twisted.internet import reactor
+            self._clock = reactor
+        return self._clock.callLater(delay, f, *args)
+
+    def _cursorReported(self, position, token, width):
+        if self._asking is None or self._asking[0] is not token:
+            self._reports = True  # a late answer: worth asking next time
+            return
+        self._asking[1].cancel()
+        self._asking = None
+        if self._width() != width or self._resizedAgain:  # which size did it answer in?
+            self._resizedAgain = False
+            self.resized()
+            return
+        column, row = position
+        before, atWidth = self._drawn
+        wrappedRow, wrappedColumn = wrappedCursor(before, atWidth, width)
+        rewrapped = wrappedRow > 0 and column == wrappedColumn
+        self._redraw(min(wrappedRow, row) if rewrapped else 0)
+
+    def _unanswered(self, token):
+        if self._asking is not None and self._asking[0] is token:
+            self._asking = None
+            self._reports = False  # draw at once from now on
+            self._redraw(0)
+
+    def _redraw(self, rowsUp):
+        """Erase from the start of the old input line down; then what waited."""
+        if self.terminal is None or self._finished:
+            return
+        if self._settling is None:
+            self._settling = self._callLater(SETTLE, self._settled)
+        else:
+            self._settling.reset(SETTLE)
+        self.terminal.write((f"\x1b[{rowsUp}A" if rowsUp else "") + "\r\x1b[J")
+        held, self._held = self._held, []
+        for text in held:
+            self.terminal.write(text + "\n")  # below, all is erased
+        self.drawInput()
+
+    def _settled(self):
+        self._settling = None
+        self.drawInput()  # the cursor back where the person is typing
 
     def finish(self):
         """Leave the screen as a shell expects it: the input line erased."""
         self._finished = True
-        self.terminal.write("\r\x1b[K")
+        for pending in [self._asking and self._asking[1], self._settling]:
+            if pending:
+                pending.cancel()
+        self._asking = self._settling = None
+        held, self._held = self._held, []
+        self.terminal.write("".join("\r\x1b[J" + text + "\n" for text in held) + "\r\x1b[J")
         self.terminal.loseConnection()
 
     def connectionLost(self, reason):
@@ -357,7 +333,7 @@ class TerminalDisplay:
             tty.setraw(self.fd)  # keys one at a time, no echo, Ctrl-C and Ctrl-D as keys
             reactor.addSystemEventTrigger("after", "shutdown", self._restore)
             self._winch = signal.signal(signal.SIGWINCH,
-                                        lambda *_: reactor.callFromThread(self.changed))
+                                        lambda *_: reactor.callFromThread(self.resized))
             stdio.StandardIO(keyboard)
         else:
             self._stdio(keyboard)
@@ -369,6 +345,10 @@ class TerminalDisplay:
     def changed(self):
         if self.screen is not None:
             self.screen.drawInput()
+
+    def resized(self):
+        if self.screen is not None:
+            self.screen.resized()
 
     def show(self, line):
         self.screen.show(line)

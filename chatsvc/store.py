@@ -4,8 +4,11 @@ needs of a store; L{SQLiteStore} is the embedded default. The store knows
 nothing of users or protocols.
 """
 
+import os
 import sqlite3
+import time
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail, succeed
@@ -26,9 +29,9 @@ class Message:
     timestamp: float  # server time, seconds since the epoch (UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RoomRecord:
-    """A stored room, as the Lobby loads it at start-up."""
+    """A stored room, as the Lobby loads it at start-up (one per room: keep it small)."""
 
     id: int
     name: str
@@ -37,13 +40,39 @@ class RoomRecord:
     recent: tuple = ()  # the room's newest messages, oldest first
 
 
+class DatabaseLost(Exception):
+    """
+    The database file the store writes to is no longer the one at its path
+    (removed, or replaced by another file): a write "stored" now would be
+    gone after a restart, so none is acknowledged any more.
+    """
+
+    def __init__(self, path: str):
+        super().__init__(
+            f"The database file at {path} was removed or replaced while the server"
+            " was running, so nothing can be stored any more. Put the file back if"
+            " you can, then restart the server: it opens whatever is at that path"
+            " (an empty history if nothing is).")
+
+
+class DatabaseInUse(Exception):
+    """Another process has the database open: one server per database."""
+
+    def __init__(self, path: str):
+        super().__init__(
+            f"The database {path} is in use by another process (another server?)."
+            " Only one server can use a database at a time: stop the other one,"
+            " or give this one a database of its own.")
+
+
 class IHistoryStore(Interface):
     def open(recent):
         """
         Make the store ready (synchronously: it runs before anything listens).
 
-        @param recent: how many of each room's newest messages to load.
-        @return: a list of L{RoomRecord}s.
+        @param recent: how many of each room's newest messages to load (0: none,
+            which is what start-up with many rooms wants).
+        @return: a list of L{RoomRecord}s, each with its last seq.
         """
 
     def addRoom(room):
@@ -88,11 +117,26 @@ _COLUMNS = "room_id, seq, uid, sender, text, ts"
 SYNCHRONOUS = {"full": "FULL", "crash": "NORMAL"}
 
 
+BUSY_TIMEOUT_MS = 5000  # how long a statement waits for a lock before it fails
+
+
 def _prepare(connection, durability="full"):
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     # WAL lets readers (history pages) run beside the writer.
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute(f"PRAGMA synchronous = {SYNCHRONOUS[durability]}")
-    connection.execute("PRAGMA busy_timeout = 5000")
+
+
+def _uri(path, mode=""):
+    """
+    How every connection of the store opens its file: with SQLite's unix-excl
+    VFS, which locks the database for this process alone and keeps the WAL
+    index on the heap, not in a shared -shm file mapped into memory (a -shm
+    truncated or made immutable under the server killed it with SIGBUS). The
+    store's own connections still run side by side; other processes (a second
+    server, the sqlite3 shell) are kept out while it runs.
+    """
+    return f"file:{quote(path)}?vfs=unix-excl{mode}"
 
 
 @implementer(IHistoryStore)
@@ -106,44 +150,75 @@ class SQLiteStore:
 
     log = Logger()
     BATCH_MAX = 5000
+    LOST_LOG_INTERVAL = 60.0  # seconds between reminders that writes are refused
 
-    def __init__(self, path: str, reactor=None, durability: str = "full"):
+    def __init__(self, path: str, reactor=None, durability: str = "full",
+                 monotonic=time.monotonic):
         if reactor is None:
             from twisted.internet import reactor
-        self.path = path
+        self.path = os.path.abspath(path)  # what an operator is told of, whatever the cwd
         self.durability = durability
         self._reactor = reactor
+        self._monotonic = monotonic  # spaces the reminders: a clock step never silences them
         self._pool = None
+        self._holder = None  # the connection open() made
         self._queue = []  # (insert statement, row, Deferred), in order
         self._writing = False
         self._idleWaiters = []
         self._closing = False
         self.transactions = 0  # committed write transactions, for tests and benchmarks
+        self._identity = None  # (st_dev, st_ino) of the database file opened
+        self._walIdentity = None  # ... and of its -wal, once the writer has it open
+        self._lost = None  # the DatabaseLost once seen: every later write is refused
+        self._refused = 0  # writes refused since the last log line about it
+        self._lostLogged = None  # when that line was logged (monotonic seconds)
 
     def open(self, recent: int) -> list:
-        connection = sqlite3.connect(self.path)
+        # This connection is held until close(), and with it the lock that
+        # keeps other processes out (the pool's threads connect only when used).
+        connection = self._holder = sqlite3.connect(_uri(self.path), uri=True)
         try:
-            _prepare(connection, self.durability)
+            try:
+                _prepare(connection, self.durability)
+            except sqlite3.OperationalError as e:
+                if "locked" in str(e):
+                    raise DatabaseInUse(self.path) from e
+                raise
             connection.executescript(SCHEMA)
-            rooms = [self._loadRoom(connection, row, recent) for row in
-                     connection.execute("SELECT id, name, created FROM rooms ORDER BY id")]
-        finally:
+            self._identity = _identity(self.path)
+            # One statement: each room's last seq is one seek in the primary key.
+            rows = connection.execute(
+                "SELECT id, name, created,"
+                " (SELECT MAX(seq) FROM messages WHERE room_id = rooms.id)"
+                " FROM rooms ORDER BY id")
+            rooms = [RoomRecord(room_id, name, created, last or 0)
+                     for room_id, name, created, last in rows]
+            if recent > 0:
+                rooms = [self._withRecent(connection, room, recent) for room in rooms]
+        except BaseException:
             connection.close()
+            raise
+        # Each of the pool's threads connects when first used, maybe after the
+        # file was removed (mode=rw: fail rather than create an empty database
+        # there) or replaced (_connected leaves the replacement alone).
         self._pool = adbapi.ConnectionPool(
-            "sqlite3", self.path, check_same_thread=False,
-            cp_min=1, cp_max=2, cp_reactor=self._reactor,
-            cp_openfun=lambda connection: _prepare(connection, self.durability))
+            "sqlite3", _uri(self.path, "&mode=rw"), uri=True,
+            check_same_thread=False,
+            cp_min=1, cp_max=2, cp_reactor=self._reactor, cp_openfun=self._connected)
         return rooms
 
+    def _connected(self, connection):
+        if self._filesChanged():
+            connection.close()
+            raise DatabaseLost(self.path)
+        _prepare(connection, self.durability)
+
     @staticmethod
-    def _loadRoom(connection, row, recent):
-        room_id, name, created = row
-        (last,) = connection.execute(
-            "SELECT MAX(seq) FROM messages WHERE room_id = ?", (room_id,)).fetchone()
+    def _withRecent(connection, room, recent):
         newest = connection.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE room_id = ?"
-            " ORDER BY seq DESC LIMIT ?", (room_id, recent)).fetchall()
-        return RoomRecord(room_id, name, created, last or 0,
+            " ORDER BY seq DESC LIMIT ?", (room.id, recent)).fetchall()
+        return RoomRecord(room.id, room.name, room.created, room.last_seq,
                           tuple(Message(*r) for r in reversed(newest)))
 
     def addRoom(self, room: RoomRecord) -> Deferred:
@@ -166,11 +241,18 @@ class SQLiteStore:
         if self._pool is None or self._closing:
             return succeed(None)
         self._closing = True  # refuse new writes, finish the queued ones
-        return self._whenIdle().addCallback(lambda _: self._pool.close())
+        return self._whenIdle().addCallback(lambda _: self._release())
+
+    def _release(self):
+        self._pool.close()
+        self._holder.close()
 
     def _enqueue(self, statement, row) -> Deferred:
         if self._closing:
             return fail(RuntimeError("the store is closed"))
+        if self._lost is not None:
+            self._refuse(1)
+            return fail(self._lost)
         d = Deferred()
         self._queue.append((statement, row, d))
         if not self._writing:
@@ -186,8 +268,7 @@ class SQLiteStore:
         self._writing = True
         self._pool.runInteraction(self._insert, batch).addBoth(self._written, batch)
 
-    @staticmethod
-    def _insert(cursor, batch):
+    def _insert(self, cursor, batch):
         # Consecutive rows for the same statement go in one executemany.
         start = 0
         while start < len(batch):
@@ -197,13 +278,39 @@ class SQLiteStore:
                 end += 1
             cursor.executemany(statement, [row for _, row, _ in batch[start:end]])
             start = end
+        self._checkFiles()  # raising rolls the batch back: nothing is acknowledged
+
+    def _checkFiles(self):
+        """
+        In the writer thread, before each commit: are the files SQLite writes
+        still the ones at our path? If the database (or its folder) was removed
+        or replaced, SQLite would go on writing to a file nobody will ever open
+        again. One stat or two per batch, not per message.
+        """
+        if self._walIdentity is None:  # the -wal is open now: this transaction writes to it
+            self._walIdentity = _identity(self.path + "-wal")
+        if self._filesChanged():
+            raise DatabaseLost(self.path)
+
+    def _filesChanged(self):
+        # The -wal holds every commit since the last checkpoint: losing it loses those.
+        return (_identity(self.path) != self._identity
+                or self._walIdentity is not None
+                and _identity(self.path + "-wal") != self._walIdentity)
 
     def _written(self, result, batch):
         self._writing = False
         if self._queue:  # keep the writer busy before telling anyone
             self._writeBatch()
         if isinstance(result, Failure):
-            self.log.failure("Could not store {count} records", result, count=len(batch))
+            if not result.check(DatabaseLost) and self._filesChanged():
+                # The file went before the check could run (say a new
+                # connection could not open it): the same loss, the same answer.
+                result = Failure(DatabaseLost(self.path))
+            if result.check(DatabaseLost):
+                self._databaseLost(result.value, len(batch))
+            else:
+                self.log.failure("Could not store {count} records", result, count=len(batch))
             for _, _, d in batch:
                 d.errback(result)
         else:
@@ -215,9 +322,40 @@ class SQLiteStore:
             for waiter in waiters:
                 waiter.callback(None)
 
+    def _databaseLost(self, error, count):
+        if self._lost is None:
+            self._lost = error
+            self._lostLogged = self._monotonic()
+            self.log.critical(
+                "{error} Refusing every write from now on, so that nothing is"
+                " acknowledged that a restart would lose ({count} refused so far).",
+                error=error, count=count)
+        else:
+            self._refuse(count)
+
+    def _refuse(self, count):
+        # Loud, but bounded: one reminder per interval, never a line per message.
+        self._refused += count
+        now = self._monotonic()
+        if now - self._lostLogged >= self.LOST_LOG_INTERVAL:
+            self.log.critical(
+                "{error} Still refusing writes: {count} refused since the last report.",
+                error=self._lost, count=self._refused)
+            self._refused = 0
+            self._lostLogged = now
+
     def _whenIdle(self) -> Deferred:
         if not self._writing:
             return succeed(None)
         d = Deferred()
         self._idleWaiters.append(d)
         return d
+
+
+def _identity(path):
+    """Which file is at C{path} now (device and inode), or None if none is."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (status.st_dev, status.st_ino)

@@ -16,7 +16,6 @@ import struct
 import sys
 import termios
 
-from twisted.conch.insults import helper, insults
 from twisted.internet import defer, endpoints, protocol, reactor
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError, ProcessExitedAlready
 from twisted.internet.task import Clock
@@ -33,6 +32,7 @@ from chatsvc.clientproto import (
     ERROR, GOT_PRIVATE, NOTICE, OTHER, REPLAYED, SAID, SENT_PRIVATE, ChatClient, classify,
     spoken)
 from chatsvc.clientterm import PROBLEM, STATUS, render, wantColour
+from tests.terminal import Screen
 
 try:
     from cryptography import x509
@@ -143,7 +143,7 @@ class Server(Process):
 
 
 class Terminal(Process):
-    """A child on a pseudo-terminal, its screen kept by insults' TerminalBuffer."""
+    """A child on a pseudo-terminal, its screen kept by tests.terminal (insults' TerminalBuffer)."""
 
     WIDTH, HEIGHT = 80, 50  # tall enough that nothing in a test scrolls away
 
@@ -151,20 +151,20 @@ class Terminal(Process):
     def spawn(cls, argv, directory, env=None):
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", cls.HEIGHT, cls.WIDTH, 0, 0))
-        return super().spawn(argv, directory, env,
-                             usePTY=(master, slave, os.ttyname(slave)))
+        child = super().spawn(argv, directory, env,
+                              usePTY=(master, slave, os.ttyname(slave)))
+        child.master = master
+        return child
 
     def __init__(self):
         super().__init__()
-        self.buffer = helper.TerminalBuffer()
-        self.buffer.width, self.buffer.height = self.WIDTH, self.HEIGHT
-        self.parser = insults.ClientProtocol(lambda: self.buffer)
-        self.parser.makeConnection(StringTransport())
+        self.screen = Screen(self.WIDTH, self.HEIGHT, lambda answer: self.transport.write(answer))
+        self.buffer = self.screen.terminal
         self.raw = b""
 
     def outReceived(self, data):
         self.raw += data
-        self.parser.dataReceived(data)
+        self.screen.feed(data)
         super().outReceived(data)
 
     def lines(self):
@@ -181,6 +181,12 @@ class Terminal(Process):
 
     def type(self, keys):
         self.transport.write(keys.encode("utf-8") if isinstance(keys, str) else keys)
+
+    def resize(self, width):
+        """As tmux does: rewrap the screen, then tell the child (SIGWINCH)."""
+        self.buffer.resize(width)
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", self.HEIGHT, width, 0, 0))
 
 
 class User(LineReceiver, Waiting):
@@ -407,8 +413,26 @@ class TLSTests(ProcessTestCase):
         client = self.client("--server", f"ssl:127.0.0.1:{self.port}")
         code = yield client.ended
         self.assertEqual((code, client.out), (1, ""))
-        self.assertEqual(len(client.err.splitlines()), 1, client.err)
-        self.assertIn("certificate verify failed", client.err)
+        self.assertEqual(client.err.splitlines(), [
+            f"Could not connect to ssl:127.0.0.1:{self.port}: the server's certificate is"
+            " self-signed, not signed by a CA this machine trusts: pass caCertsDir=DIR with a"
+            " copy of it in DIR as a .pem file."])
+
+    @defer.inlineCallbacks
+    def test_withoutTheTLSExtra(self):
+        """Without pyOpenSSL, ssl: says which extra to install, not a NameError."""
+        missing = os.path.join(self.directory, "no-openssl", "OpenSSL")
+        os.makedirs(missing)
+        with open(os.path.join(missing, "__init__.py"), "w") as f:
+            f.write("raise ImportError(\"No module named 'OpenSSL'\")\n")
+        env = environment()
+        env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(missing), ROOT])
+        client = self.client("--server", f"ssl:127.0.0.1:{self.port}", env=env)
+        code = yield client.ended
+        self.assertEqual((code, client.out), (2, ""))
+        self.assertEqual(client.err.splitlines(), [
+            "chatsvc-client: TLS needs the tls extra: pip install 'chatsvc[tls]'"
+            " (see chatsvc-client --help)"])
 
 
 class TerminalTests(ProcessTestCase):
@@ -450,6 +474,32 @@ class TerminalTests(ProcessTestCase):
         code = yield alice.ended
         self.assertEqual(code, 0)
         yield bob.waitFor("* alice left kitchen")
+
+    @defer.inlineCallbacks
+    def test_resizeLeavesOneInputLine(self):
+        """A terminal that rewraps its lines shrinks and grows: one input line, always."""
+        port = yield self.server()
+        alice = yield self.signIn(port, "alice", "kitchen")
+        long = "this is a long line that I am typing without pressing enter, it goes on and on"
+        alice.type(long)
+
+        def showsOnly(inputLine, column):
+            def check():
+                rows = [row.rstrip() for row in alice.lines()]
+                return ([row for row in rows if row.startswith("kitchen>")] == [inputLine]
+                        and alice.inputLine() == inputLine and alice.cursor()[0] == column)
+            return check
+
+        yield alice.waitUntil(showsOnly("kitchen> " + long[-69:], 78))
+        alice.resize(40)
+        yield alice.waitUntil(showsOnly("kitchen> " + long[-29:], 38))
+        alice.resize(80)
+        yield alice.waitUntil(showsOnly("kitchen> " + long[-69:], 78))
+        rows = [row.rstrip() for row in alice.lines()]
+        self.assertIn("* You joined kitchen. Here: no one else.", rows)
+        alice.type(b"\r")
+        yield alice.waitForScreen(f"<alice> {long[:60]}")  # sent whole (on two rows)
+        yield alice.waitUntil(lambda: alice.inputLine() == "kitchen>")
 
     @defer.inlineCallbacks
     def test_reconnectRestoresNameAndRoom(self):

@@ -1,103 +1,18 @@
 """
-The client's terminal front end without a terminal: the line editor, and the
-screen driven by key bytes through insults, its output read back by insults'
-own terminal emulator (TerminalBuffer).
+The client's terminal front end without a terminal: the screen driven by key
+bytes through insults, its output read back by insults' own terminal
+emulator (TerminalBuffer, in tests.terminal with new sizes).
 """
 
-from twisted.conch.insults import helper, insults
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import TestCase
 
-from chatsvc.clientterm import ChatScreen, LineEditor, _KeyboardProtocol, textWidth
+from chatsvc.clientterm import REPORT_WAIT, SETTLE, ChatScreen, _KeyboardProtocol, wrappedCursor
+from tests.terminal import Screen
 
 LEFT, RIGHT, UP, DOWN = b"\x1b[D", b"\x1b[C", b"\x1b[A", b"\x1b[B"
 HOME, END, DELETE = b"\x1b[H", b"\x1b[F", b"\x1b[3~"
-
-
-class LineEditorTests(TestCase):
-
-    def editor(self, text="", cursor=None):
-        e = LineEditor()
-        e.insert(text)
-        if cursor is not None:
-            e.cursor = cursor
-        return e
-
-    def test_insertAndMove(self):
-        e = self.editor("hllo")
-        e.home()
-        e.right()
-        e.insert("e")
-        self.assertEqual((e.text, e.cursor), ("hello", 2))
-        e.end()
-        e.insert(" w\u00f6rld\x07\tx")  # control characters dropped, tab is a space
-        self.assertEqual(e.text, "hello w\u00f6rld x")
-        e.left()
-        e.left()
-        self.assertEqual(e.cursor, len("hello w\u00f6rld"))
-        e.right(), e.right(), e.right()
-        self.assertEqual(e.cursor, len(e.text))
-
-    def test_words(self):
-        e = self.editor("one two  three")
-        e.wordLeft()
-        self.assertEqual(e.cursor, 9)
-        e.wordLeft()
-        self.assertEqual(e.cursor, 4)
-        e.wordRight()
-        self.assertEqual(e.cursor, 7)
-        e.killWordForward()
-        self.assertEqual(e.text, "one two")
-        e.killWordBack()
-        self.assertEqual((e.text, e.cursor), ("one ", 4))
-
-    def test_deleting(self):
-        e = self.editor("abcdef", cursor=3)
-        e.backspace()
-        e.delete()
-        self.assertEqual((e.text, e.cursor), ("abef", 2))
-        e.killToEnd()
-        self.assertEqual(e.text, "ab")
-        e.killToStart()
-        self.assertEqual((e.text, e.cursor), ("", 0))
-        e.backspace()
-        e.delete()
-        self.assertEqual(e.text, "")
-
-    def test_history(self):
-        e = LineEditor()
-        for line in ["first", "second", "second", "  "]:
-            e.insert(line)
-            self.assertEqual(e.submit(), line)
-        self.assertEqual(e.history, ["first", "second"])  # no repeats, no blanks
-        e.insert("draft")
-        e.up()
-        self.assertEqual(e.text, "second")
-        e.up()
-        e.up()
-        self.assertEqual((e.text, e.cursor), ("first", 5))
-        e.down()
-        self.assertEqual(e.text, "second")
-        e.down()
-        self.assertEqual(e.text, "draft")  # back to what was being typed
-        e.down()
-        self.assertEqual(e.text, "draft")
-
-    def test_viewScrollsSideways(self):
-        e = self.editor("abcdefghijklmnopqrstuvwxyz")
-        self.assertEqual(e.view(10), ("rstuvwxyz", 9))  # the end, and room for the cursor
-        e.home()
-        self.assertEqual(e.view(10), ("abcdefghij", 0))
-        e.end()
-        for _ in range(20):
-            e.backspace()
-        self.assertEqual(e.view(10), ("abcdef", 6))  # everything fits again
-
-    def test_viewOfWideCharacters(self):
-        e = self.editor("\u65e5\u672c\u8a9e\u306e\u6587")  # two columns each
-        self.assertEqual(textWidth(e.text), 10)
-        shown, column = e.view(8)
-        self.assertEqual((shown, column), ("\u8a9e\u306e\u6587", 6))
 
 
 class FakeClient:
@@ -124,34 +39,45 @@ class FakeClient:
         self.left += 1
 
 
-class ScreenTests(TestCase):
-    """Keys in as bytes, the screen as an xterm would show it."""
+class ScreenTestCase(TestCase):
+    """Keys in as bytes, the screen as a terminal would show it."""
 
-    WIDTH = 40
+    WIDTH, HEIGHT = 40, 10
 
     def setUp(self, colour=True):
         self.client = FakeClient()
         self.out = StringTransport()
+        self.clock = Clock()
+        self.replies = []  # what the terminal answers, to be typed in
+        self.display = Screen(self.WIDTH, self.HEIGHT, self.replies.append)
+        self.terminal = self.display.terminal
+        self.told = self.WIDTH  # the width the client is told (tmux tells late)
         self.keyboard = _KeyboardProtocol(ChatScreen, self.client, colour,
-                                          lambda: (self.WIDTH, 10))
+                                          lambda: (self.told, self.HEIGHT), self.clock)
         self.keyboard.makeConnection(self.out)
         self.screen = self.keyboard.terminalProtocol
-        self.terminal = helper.TerminalBuffer()
-        self.terminal.width, self.terminal.height = self.WIDTH, 10
-        self.parser = insults.ClientProtocol(lambda: self.terminal)
-        self.parser.makeConnection(StringTransport())
 
     def type(self, *keys):
         for key in keys:
             self.keyboard.dataReceived(key.encode("utf-8") if isinstance(key, str) else key)
 
+    def pump(self):
+        """The terminal shows what was written, and answers what it is asked."""
+        while self.out.value() or self.replies:
+            data = self.out.value()
+            self.out.clear()
+            self.display.feed(data)
+            while self.replies:
+                self.keyboard.dataReceived(self.replies.pop(0))
+
     def shown(self):
         """The screen's lines (up to the input line) and the cursor's column."""
-        self.parser.dataReceived(self.out.value())
-        self.out.clear()
-        column, row = self.terminal.reportCursorPosition()
-        lines = bytes(self.terminal).decode("utf-8").split("\n")[:row + 1]
-        return [line.rstrip() for line in lines], column
+        self.pump()
+        column, row = self.display.cursor()
+        return self.terminal.text()[:row + 1], column
+
+
+class ScreenTests(ScreenTestCase):
 
     def test_typeAndSend(self):
         self.type("hello", LEFT, LEFT, "p, ", END, "!\r")
@@ -243,11 +169,145 @@ class ScreenTests(TestCase):
         self.client.inputEnded = self.screen.finish
         self.out.clear()
         self.type(b"\x04")
-        self.assertEqual(self.out.value(), b"\r\x1b[K")
+        self.assertEqual(self.out.value(), b"\r\x1b[J")
 
     def test_finish(self):
         self.type("abc")
         self.out.clear()
         self.screen.finish()
-        self.assertEqual(self.out.value(), b"\r\x1b[K")  # the input line erased, no reset
+        self.assertEqual(self.out.value(), b"\r\x1b[J")  # the input line erased, no reset
         self.assertTrue(self.out.disconnecting)
+
+
+class ResizeTests(ScreenTestCase):
+    """
+    A new terminal size leaves the messages above and exactly one input
+    line, whether the terminal rewraps its lines (tmux, VTE, kitty) or cuts
+    them (xterm), and however many sizes come in a row.
+    """
+
+    WIDTH, HEIGHT = 80, 20
+    LONG = "this is a long line that I am typing without pressing enter, it goes on and on"
+    SAID = ["<bob> one", "<bob> two", "<bob> three"]
+
+    def setUp(self):
+        super().setUp()
+        self.client.room = "kitchen"
+        for line in self.SAID:
+            self.screen.show(line)
+        self.type(self.LONG)
+        self.assertEqual(self.shown(), (self.SAID + ["kitchen> " + self.LONG[-69:]], 78))
+
+    def resize(self, width, rewrap=True, tell=True):
+        """The terminal takes a new width, and (unless not yet) tells the client."""
+        self.pump()
+        self.terminal.resize(width, rewrap)
+        if tell:
+            self.told = width
+            self.screen.resized()
+        self.pump()
+
+    def assertScreen(self, said, inputLine, column):
+        """C{said} above, then the input line at the cursor, then nothing."""
+        rows = self.terminal.text()
+        at, row = self.display.cursor()
+        self.assertEqual(([r for r in rows[:row] if r], rows[row], at),
+                         (said, inputLine, column), "\n".join(rows))
+        self.assertEqual([r for r in rows[row + 1:] if r], [], "\n".join(rows))
+
+    def settle(self):
+        self.clock.advance(SETTLE)
+        self.pump()
+
+    def test_shrinkThatRewraps(self):
+        """The issue's case: tmux rewraps the input line onto two rows; both go."""
+        self.resize(40)
+        tail = "kitchen> " + self.LONG[-29:]
+        self.assertScreen(self.SAID, tail, 0)  # the cursor waits at the start ...
+        self.settle()
+        self.assertScreen(self.SAID, tail, 38)  # ... until sizes settle
+        self.resize(80)
+        self.settle()
+        self.assertScreen(self.SAID, "kitchen> " + self.LONG[-69:], 78)
+
+    def test_shrinkThatCuts(self):
+        """xterm cuts the line and keeps the cursor in its last column: nothing above goes."""
+        self.resize(40, rewrap=False)
+        self.settle()
+        self.assertScreen(self.SAID, "kitchen> " + self.LONG[-29:], 38)
+
+    def test_cursorOnTheFirstRow(self):
+        """With the cursor near the start, the rows rewrapped below it go."""
+        self.type(HOME)
+        self.resize(30)
+        self.settle()
+        self.assertScreen(self.SAID, "kitchen> " + self.LONG[:20].rstrip(), 9)
+
+    def test_longMessagesRewrapToo(self):
+        long = "<bob> " + "word " * 20
+        self.screen.show(long)
+        self.resize(40)
+        self.settle()
+        said = self.SAID + [long[:40], long[40:80], long[80:].rstrip()]
+        self.assertScreen(said, "kitchen> " + self.LONG[-29:], 38)
+
+    def test_linesArrivingMeanwhile(self):
+        """Lines that arrive before the terminal answers wait, then show in order."""
+        self.terminal.resize(40)
+        self.told = 40
+        self.screen.resized()
+        self.screen.show("<bob> while asking")
+        self.assertNotIn(b"while asking", self.out.value())
+        self.pump()
+        self.settle()
+        self.assertScreen(self.SAID + ["<bob> while asking"],
+                          "kitchen> " + self.LONG[-29:], 38)
+
+    def test_sizesInARow(self):
+        """
+        Sizes in a row, lines in between, and sizes the client is told late
+        (tmux tells at most every 250 ms): the cursor waits at the start of
+        the line, where no rewrap can move it off the first row.
+        """
+        said = list(self.SAID)
+        for width, tell in [(50, True), (25, False), (70, True), (20, False), (35, True),
+                            (60, False), (30, True), (80, False), (40, True)]:
+            self.resize(width, tell=tell)
+            said.append(f"<bob> at {width}")
+            self.screen.show(said[-1])
+            self.type("!")
+            self.pump()
+        self.settle()
+        self.assertScreen(said, "kitchen> " + (self.LONG + "!" * 9)[-29:], 38)
+
+    def test_typingWhileSettling(self):
+        self.resize(40)
+        self.type(b"\x7f" * 3, "N")
+        self.pump()
+        typed = "kitchen> " + self.LONG[-31:-3] + "N"
+        self.assertScreen(self.SAID, typed, 0)  # typing shows, the cursor waits
+        self.settle()
+        self.assertScreen(self.SAID, typed, 38)
+
+    def test_terminalThatNeverAnswers(self):
+        """No answer in REPORT_WAIT: draw anyway, and from then on at once."""
+        self.display.answers = False
+        self.resize(40, rewrap=False)
+        self.screen.show("<bob> later")
+        self.assertEqual(self.terminal.text()[3], "kitchen>  long line that I am typing wit")
+        self.clock.advance(REPORT_WAIT)
+        self.pump()
+        self.settle()
+        self.assertScreen(self.SAID + ["<bob> later"], "kitchen> " + self.LONG[-29:], 38)
+        self.resize(30, rewrap=False)
+        self.assertNotIn(b"\x1b[6n", self.out.value())
+        self.settle()
+        self.assertScreen(self.SAID + ["<bob> later"], "kitchen> " + self.LONG[-19:], 28)
+
+    def test_wrappedCursor(self):
+        self.assertEqual(wrappedCursor("x" * 78, 1, 40), (1, 38))
+        self.assertEqual(wrappedCursor("x" * 39, 1, 40), (0, 39))
+        self.assertEqual(wrappedCursor("x" * 40, 1, 40), (1, 0))
+        # A wide character that does not fit in the last column moves down whole.
+        self.assertEqual(wrappedCursor("x" * 39 + "\u65e5", 1, 40), (1, 2))
+        self.assertEqual(wrappedCursor("x" * 39, 2, 40), (1, 0))
