@@ -8,23 +8,35 @@ with one line.
 import io
 import json
 import os
+import re
 import sqlite3
 import sys
+import time
 
 from twisted.internet import reactor, utils
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 
-from chatsvc.bench import cli
+from chatsvc.bench import cli, report
 from chatsvc.bench.report import Result, percentile, summarize
+from chatsvc.bench.run import CpuReading
 from chatsvc.bench.server import (
+    HOST_RESOLUTION,
     PROJECT_ROOT,
     ServerProcess,
     countMessages,
+    cpuSeconds,
     findPidByPort,
+    hostBusySeconds,
     preloadHistory,
 )
+from chatsvc.bench.workloads import cpuShares
+from tests import e2e
 from tests.support import benchRefusal, coroutine
+
+# The unit a metric's name ends with, and what its label in the table must say.
+UNITS = {"_ms": ", ms", "_s": ", s", "_pct": "% of one core", "_kib": ", KiB",
+         "_bytes": ", bytes", "_per_s": "/s", "_per_line": ", µs"}
 
 
 class BenchTestCase(TestCase):
@@ -33,11 +45,12 @@ class BenchTestCase(TestCase):
     def setUp(self):
         self.json = os.path.abspath(self.mktemp())
         self.out = io.StringIO()
+        self.err = io.StringIO()
 
     async def bench(self, *argv):
         """Run chatsvc-bench with C{argv} in this process; its results."""
         args, workload = cli.parseArgs([*argv, "--quiet", "--json", self.json])
-        return await cli.Bench(reactor, args, workload, out=self.out).runAll()
+        return await cli.Bench(reactor, args, workload, out=self.out, err=self.err).runAll()
 
     def records(self):
         with open(self.json) as f:
@@ -45,6 +58,24 @@ class BenchTestCase(TestCase):
 
     def assertComplete(self, result):
         self.assertEqual((result.complete, result.errors), (True, []))
+        self.assertLabelled(result)
+
+    def assertLabelled(self, result):
+        """Every metric has a row label in the table, and a measure says its unit there."""
+        table = self.out.getvalue()
+        for key in result.metrics:
+            self.assertIn(key, report.LABELS, f"{key} has no label")
+            label = report.LABELS[key]
+            self.assertIn(label, table)
+            unit = unitOf(key)
+            if unit is not None:
+                self.assertIn(unit, label, f"{key}: {label!r} does not say {unit!r}")
+
+
+def unitOf(key):
+    """The unit a metric's name ends with (its longest suffix in UNITS), or None."""
+    found = [suffix for suffix in UNITS if key.endswith(suffix)]
+    return UNITS[max(found, key=len)] if found else None
 
 
 class WorkloadTests(BenchTestCase):
@@ -67,7 +98,7 @@ class WorkloadTests(BenchTestCase):
                                             "window": 1, "payload": 64, "sinks": 1,
                                             "probes": 10})
         self.assertEqual(m["delivery_timed"], 50)  # R <= probes: the bench times every copy
-        self.assertIn("delivered lines/s", self.out.getvalue())
+        self.assertIn("delivery rate (all clients), lines/s", self.out.getvalue())
 
     @coroutine
     async def test_fanoutWindowAndRepeat(self):
@@ -183,6 +214,46 @@ class ConnectTests(BenchTestCase):
         self.assertTrue(self.server.running)
 
     @coroutine
+    async def test_saysWhatItLeavesInTheServer(self):
+        """
+        Before starting, even with --quiet, it says on stderr what the runs
+        will write into the server's history; every run of --repeat drives
+        that same server, and its room is named bench-RUNID, which the
+        server lists afterwards.
+        """
+        results = await self.bench("fanout", "-R", "1", "-S", "2", "-M", "3", "--repeat", "2",
+                                   "--connect", f"127.0.0.1:{self.port}")
+        for result in results:
+            self.assertComplete(result)
+        self.assertEqual([(r.server["pid"], r.server["started"]) for r in results],
+                         [(self.server.pid, False)] * 2)
+        [said] = self.err.getvalue().splitlines()
+        first, second = (r.run_id for r in results)
+        self.assertRegex(first, r"^[0-9a-f]{6}-r1$")
+        self.assertEqual(second, first[:-1] + "2")
+        self.assertEqual(said, "chatsvc-bench fanout: --connect: each of the 2 runs writes 1 room"
+                         f" and 6 messages into the history of the server at 127.0.0.1:{self.port},"
+                         f" where they stay; their rooms are named bench-{first}... to"
+                         f" bench-{second}...")
+        self.assertEqual([r["run_id"] for r in self.records()[:2]], [first, second])
+        client = await e2e.connect(self.port, "operator")
+        client.send("list")
+        client.send("who")
+        lines = await client.waitFor("* Online (")
+        await client.bye()
+        listed = {m.group(0) for m in map(re.compile(r"bench-[0-9a-f]{6}-r\d+\b").search, lines)
+                  if m}
+        self.assertEqual(listed, {f"bench-{first}", f"bench-{second}"})
+
+    @coroutine
+    async def test_connectionsWriteNothing(self):
+        """The connections workload stores nothing: nothing to warn of."""
+        [result] = await self.bench("connections", "-N", "2", "--connect",
+                                    f"127.0.0.1:{self.port}")
+        self.assertComplete(result)
+        self.assertEqual(self.err.getvalue(), "")
+
+    @coroutine
     async def test_joinFeedsHistoryThroughTheProtocol(self):
         [result] = await self.bench("join", "-H", "3", "-J", "2",
                                     "--connect", f"127.0.0.1:{self.port}")
@@ -205,6 +276,19 @@ class CommandLineTests(TestCase):
         self.assertIn("invalid choice", self.badArguments("nosuch"))
         self.assertIn("required", self.badArguments())
         self.assertIn("takes seconds", self.badArguments("connections", "--timeout", "0"))
+
+    def test_repeatHelp(self):
+        """--repeat promises fresh servers only for the servers the bench starts."""
+        parser, _ = cli.makeParser()
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        with self.assertRaises(SystemExit):
+            parser.parse_args(["store", "--help"])
+        text = " ".join(out.getvalue().split())
+        self.assertIn("--repeat N run N times and give medians: each run on a fresh server the"
+                      " bench starts, or with --connect all on that one server, whose history"
+                      " keeps what every run wrote", text)
+        self.assertIn("rooms (bench-RUNID...) and messages stay in that server's history", text)
 
     @coroutine
     async def test_consoleScript(self):
@@ -247,6 +331,62 @@ class PartsTests(TestCase):
             "SELECT COUNT(DISTINCT seq), MAX(LENGTH(text)), COUNT(DISTINCT uid) FROM messages"
         ).fetchone()
         self.assertEqual((seqs, lengths, uids), (1234, 40, 1234))
+
+    def test_hostBusyIsWhatIsNotIdle(self):
+        """The machine's busy time: its cores' time less idle and I/O wait, whatever the ticks."""
+        stat = self.mktemp()
+        with open(stat, "w") as f:
+            f.write("cpu  900 0 100 4000 50 0 7 3 0 0\n"
+                    "cpu0 450 0 50 2000 25 0 3 2 0 0\n"
+                    "cpu1 450 0 50 2000 25 0 4 1 0 0\n"
+                    "intr 1 2 3\n")
+        tick = os.sysconf("SC_CLK_TCK")
+        self.assertAlmostEqual(hostBusySeconds(stat, now=lambda: 100.0), 200 - 4050 / tick)
+        self.assertIsNone(hostBusySeconds(self.mktemp()))
+
+    def test_hostBusyCountsShortWakeups(self):
+        """
+        A process that wakes for 50 µs at a time (as an event loop answering
+        small messages does) escapes most timer ticks, and /proc/stat's busy
+        ticks came out below its own CPU time. The machine's busy time is
+        at least what this process used meanwhile.
+        """
+        before, mine = hostBusySeconds(), time.process_time()
+        end = time.perf_counter() + 0.5
+        while time.perf_counter() < end:
+            spin = time.perf_counter() + 50e-6
+            while time.perf_counter() < spin:
+                pass
+            time.sleep(200e-6)
+        used, busy = time.process_time() - mine, hostBusySeconds() - before
+        self.assertGreater(used, 0.02)
+        self.assertGreaterEqual(busy, used - HOST_RESOLUTION)
+
+    def test_cpuSecondsToTheNanosecond(self):
+        """A process's CPU time is read to the nanosecond, not in 10 ms ticks."""
+        for _ in range(5):
+            before = time.process_time()
+            total, kernel = cpuSeconds(os.getpid())
+            after = time.process_time()
+            self.assertLessEqual(before, total)
+            self.assertLessEqual(total, after)
+            self.assertLessEqual(kernel, total)
+        self.assertIsNone(cpuSeconds(2**22 + 1))
+
+    def test_cpuShares(self):
+        """
+        Shares of one core over the time between two readings; the
+        tick-counted ones (kernel, other) only over a second or more.
+        """
+        before = CpuReading(wall=10.0, server=1.0, kernel=0.5, bench=2.0, host=50.0)
+        after = CpuReading(wall=12.0, server=2.0, kernel=0.8, bench=2.5, host=52.0)
+        self.assertEqual(cpuShares(before, after), {"server_cpu_pct": 50.0, "server_sys_pct": 15.0,
+                                                    "bench_cpu_pct": 25.0, "other_cpu_pct": 25.0})
+        short = after._replace(wall=10.5)
+        self.assertEqual(cpuShares(before, short), {"server_cpu_pct": 200.0, "server_sys_pct": None,
+                                                    "bench_cpu_pct": 100.0, "other_cpu_pct": None})
+        unknown = cpuShares(before._replace(server=None), after)
+        self.assertEqual((unknown["server_cpu_pct"], unknown["other_cpu_pct"]), (None, None))
 
     def test_findPidByPort(self):
         port = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")

@@ -1,8 +1,8 @@
 """
-The abusers of ``chatsvc-bench abuse`` (L{chatsvc.bench.abuse}) and what
-watches them: the flooder, a TCP connector that sets socket options before
-connecting (the non-reader's small receive buffer and MSS), and the watch
-that sees the server drop the non-reader although nothing reads from it.
+The attackers of ``chatsvc-bench abuse`` (L{chatsvc.bench.abuse}) that stay
+in the room, and what watches them: the flooder, and the watch that sees the
+server drop the non-reader although nothing reads from it. Those that come
+and go are L{chatsvc.bench.attackers}.
 """
 
 import re
@@ -10,10 +10,8 @@ import socket
 import struct
 import time
 
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import ClientFactory
 from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
@@ -96,45 +94,6 @@ class Flooder:
             return None
         span = (times[-1] - times[burst - 1]) / 1e6
         return round((len(times) - burst) / span, 2) if span > 0 else None
-
-
-class SocketOptionsClient(tcp.Client):
-    """A TCP client whose socket gets options before it connects (MSS, receive buffer)."""
-
-    def createInternetSocket(self):
-        s = super().createInternetSocket()
-        for level, name, value in self.connector.socketOptions:
-            s.setsockopt(level, name, value)
-        return s
-
-
-class SocketOptionsConnector(tcp.Connector):
-    def __init__(self, host, port, factory, timeout, reactor, socketOptions):
-        super().__init__(host, port, factory, timeout, None, reactor)
-        self.socketOptions = socketOptions
-
-    def _makeTransport(self):
-        return SocketOptionsClient(self.host, self.port, self.bindAddress, self, self.reactor)
-
-
-class OneClient(ClientFactory):
-    def __init__(self, make):
-        self.make = make
-        self.connected = Deferred()
-
-    def buildProtocol(self, addr):
-        client = self.make()
-        client.factory = self
-        made = client.connectionMade
-
-        def connectionMade():
-            made()
-            self.connected.callback(client)
-        client.connectionMade = connectionMade
-        return client
-
-    def clientConnectionFailed(self, connector, reason):
-        self.connected.errback(reason)
 
 
 def tcpState(client):

@@ -16,7 +16,8 @@ from twisted.internet.error import ConnectError
 from twisted.internet.task import LoopingCall
 
 from chatsvc.bench import irc, plot, report  # irc registers the IRC dialect
-from chatsvc.bench.abuse import Abuse, AbuseBench, addParser as addAbuseParser
+from chatsvc.bench.abuse import Abuse, AbuseBench
+from chatsvc.bench.abuseargs import addParser as addAbuseParser
 from chatsvc.bench.client import DIALECTS
 from chatsvc.bench.run import Run, Runner
 from chatsvc.bench.server import BenchError, findPidByPort, rssKiB
@@ -66,13 +67,17 @@ def _address(text):
 def makeParser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--connect", metavar="HOST:PORT", type=_address,
-                        help="drive this running server (127.0.0.1 only) instead of starting one")
+                        help="drive this running server (127.0.0.1 only) instead of starting"
+                        " one; its runs' rooms (bench-RUNID...) and messages stay in that"
+                        " server's history")
     common.add_argument("--pid", type=_whole(1, 2**22),
                         help="with --connect: the server's PID (else found from the port)")
     common.add_argument("--timeout", type=_seconds, default=120.0, metavar="SECONDS",
                         help="stop a run that takes longer than this (default 120)")
     common.add_argument("--repeat", type=_whole(1, 100), default=1, metavar="N",
-                        help="run N times (a fresh server each time) and give medians")
+                        help="run N times and give medians: each run on a fresh server"
+                        " the bench starts, or with --connect all on that one server,"
+                        " whose history keeps what every run wrote")
     common.add_argument("--json", metavar="FILE",
                         help="append one JSON line per run (and a summary line) to FILE")
     common.add_argument("--protocol", choices=sorted(DIALECTS), default="chatsvc",
@@ -172,6 +177,8 @@ class Bench(Runner):
         self.targets = irc.targets(args, workload)  # the servers to measure, in turn
 
     async def runAll(self) -> list:
+        if self.args.connect is not None:
+            self.warnOfWrites()
         workdir = tempfile.mkdtemp(prefix="chatsvc-bench-")
         try:
             if self.args.connect is None and any(t.name == "chatsvc" for t in self.targets):
@@ -191,11 +198,27 @@ class Bench(Runner):
                 report.append_json(self.args.json, mine)
         return results
 
+    def warnOfWrites(self):
+        """Before driving a server it did not start: what the runs will leave in it."""
+        rooms, messages = self.targets[0].workload.writes()
+        if not rooms and not messages:
+            return
+        runs, (host, port) = self.args.repeat, self.args.connect
+        what = f"{rooms:,} {'room' if rooms == 1 else 'rooms'} and {messages:,} messages"
+        where = f"the history of the server at {host}:{port}, where they stay"
+        if runs == 1:
+            self.warn(f"--connect: this run writes {what} into {where}; its rooms are named"
+                      f" bench-{self.runId(1)}...")
+        else:
+            self.warn(f"--connect: each of the {runs} runs writes {what} into {where}; their"
+                      f" rooms are named bench-{self.runId(1)}... to bench-{self.runId(runs)}...")
+
     async def runOnce(self, workdir, index, target=None):
         args = self.args
         target = target or self.targets[0]
         workload = target.workload
-        result = report.Result(workload.name, workload.params(), run=index, runs=args.repeat)
+        result = report.Result(workload.name, workload.params(), run=index, runs=args.repeat,
+                               run_id=self.runId(index))
         if args.sinks and workload.name == "fanout":
             result.params.update(sinks=args.sinks, probes=args.probes)
         server = None
@@ -242,7 +265,8 @@ class Bench(Runner):
 
     async def _measure(self, result, host, port, pid, index, target):
         args, workload = self.args, target.workload
-        run = Run(self.reactor, host, port, target.dialect(), args.timeout, pid)
+        run = Run(self.reactor, host, port, target.dialect(), args.timeout, pid,
+                  self.runId(index))
         run.sinks, run.probes = args.sinks, args.probes
         which = f"{target.name} " if len(self.targets) > 1 else ""
         progress = LoopingCall(lambda: self.say(

@@ -131,10 +131,11 @@ class IRC:
 
 DIALECTS["irc"] = IRC
 report.PROTOCOL_LABELS["irc"] = {
-    "msgs_per_s": "messages/s (each reached its witness)",
-    "echo_p50_ms": "witness latency p50 (not an echo)",
-    "echo_p99_ms": "witness latency p99",
-    "echo_max_ms": "witness latency max",
+    "messages": "messages said (each reached its witness)",
+    "msgs_per_s": "message rate (each reached its witness), messages/s",
+    "echo_p50_ms": "witness latency p50 (not an echo), ms",
+    "echo_p99_ms": "witness latency p99, ms",
+    "echo_max_ms": "witness latency max, ms",
 }
 
 

@@ -11,32 +11,48 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-# Metrics whose meaning needs a word in the table; the others are self-describing.
+# What each metric is called in the table, with its unit: a measure ends
+# with ", UNIT"; a count says what it counts.
 LABELS = {
-    "msgs_per_s": "messages/s (stored and echoed)",
-    "lines_per_s": "delivered lines/s (all clients)",
-    "delivery_p50_ms": "delivery latency p50 (timed copies)",
-    "delivery_p99_ms": "delivery latency p99",
-    "delivery_max_ms": "delivery latency max",
+    "messages": "messages said and echoed",
+    "messages_expected": "  expected",
+    "lines": "lines delivered (all clients)",
+    "lines_expected": "  expected",
+    "elapsed_s": "measured for (first send to last line), s",
+    "msgs_per_s": "message rate (stored and echoed), messages/s",
+    "lines_per_s": "delivery rate (all clients), lines/s",
+    "delivery_p50_ms": "delivery latency p50 (timed copies), ms",
+    "delivery_p99_ms": "delivery latency p99, ms",
+    "delivery_max_ms": "delivery latency max, ms",
     "delivery_timed": "copies timed (probes' and senders')",
-    "echo_p50_ms": "echo latency p50 (sender's own)",
-    "echo_p99_ms": "echo latency p99",
-    "echo_max_ms": "echo latency max",
-    "echo_max_sent_at_s": "  its message was sent at (s into the run)",
-    "server_cpu_pct": "server CPU % of one core",
-    "server_sys_pct": "  of which in the kernel",
-    "bench_cpu_pct": "bench CPU % of one core",
-    "other_cpu_pct": "other processes' CPU % (want ~0)",
-    "join_p50_ms": "join time median",
-    "join_p99_ms": "join time p99",
-    "join_max_ms": "join time max",
-    "bytes_p50": "bytes per join median",
-    "bytes_p99": "bytes per join p99",
+    "echo_p50_ms": "echo latency p50 (sender's own), ms",
+    "echo_p99_ms": "echo latency p99, ms",
+    "echo_max_ms": "echo latency max, ms",
+    "echo_max_sent_at_s": "  its message was sent at, s into the run",
+    "server_cpu_pct": "server CPU, % of one core",
+    "server_sys_pct": "  of which in the kernel, % of one core",
+    "bench_cpu_pct": "bench CPU, % of one core",
+    "other_cpu_pct": "other processes' CPU, % of one core (want ~0)",
+    "server_us_per_line": "server CPU per delivered line, µs",
+    "joins": "joins timed",
+    "join_p50_ms": "join time p50 (join to the replay's last line), ms",
+    "join_p99_ms": "join time p99, ms",
+    "join_max_ms": "join time max, ms",
+    "bytes_p50": "join answer size p50, bytes",
+    "bytes_p99": "join answer size p99, bytes",
     "lines_per_join": "lines per join (median)",
-    "rss_per_conn_bytes": "server RSS per connection (bytes)",
-    "server_start_s": "server start-up (spawn to listening) s",
+    "replay_lines": "messages replayed per join (median)",
+    "older_reported": "older messages announced per join (median)",
+    "preload_s": "history preload (before the server starts), s",
+    "server_start_s": "server start-up (spawn to listening), s",
+    "rows_stored": "messages in the database after the run",
+    "connections": "connections opened and named",
+    "connect_s": "time to open them, s",
+    "conns_per_s": "connection rate, connections/s",
+    "rss_before_kib": "server RSS before, KiB",
+    "rss_after_kib": "server RSS after, KiB",
+    "rss_per_conn_bytes": "server RSS per connection, bytes",
     "pings_answered": "server PINGs answered (IRC)",
-    "server_us_per_line": "server CPU µs per delivered line",
 }
 
 # Labels that differ for another wire protocol (params["protocol"]), e.g. irc.
@@ -58,6 +74,7 @@ class Result:
     complete: bool = True
     run: int = 1
     runs: int = 1
+    run_id: str = ""  # in the names of the rooms it made: bench-RUN_ID...
 
     def record(self) -> dict:
         return {
@@ -65,6 +82,7 @@ class Result:
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "run": self.run,
             "runs": self.runs,
+            "run_id": self.run_id,
             "params": self.params,
             "metrics": self.metrics,
             "complete": self.complete,

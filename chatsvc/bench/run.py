@@ -5,9 +5,10 @@ deadline: when it passes, every client connection is aborted, so every wait on
 a line fails at once, and L{Run.race} tells the measuring phase to stop.
 """
 
-import os
 import secrets
 import sys
+import time
+from collections import namedtuple
 
 from twisted.internet import endpoints
 from twisted.internet.defer import (
@@ -23,15 +24,23 @@ from chatsvc.bench.server import BenchError, cpuSeconds, hostBusySeconds
 
 CONNECT_CONCURRENCY = 40  # below the server's listen backlog (50)
 
+# One reading of CPU time, in seconds: when (monotonic), the server's (all
+# and in the kernel; None if its PID is unknown), the bench's own (all its
+# threads; its sink processes are added by the fanout) and the machine's
+# busy time (every core; None if /proc/stat can't be read).
+CpuReading = namedtuple("CpuReading", "wall server kernel bench host")
+
 
 class Run:
-    def __init__(self, reactor, host, port, dialect, timeout, pid=None):
+    def __init__(self, reactor, host, port, dialect, timeout, pid=None, runId=None):
         self.reactor = reactor
         self.host = host
         self.port = port
         self.pid = pid
         self.dialect = dialect
-        self.token = secrets.token_hex(2)  # names and rooms unique to this run
+        self.token = secrets.token_hex(2)  # screen names unique to this run
+        # In every room name: an operator tells the bench's rooms by it.
+        self.runId = runId or newRunId()
         self.clients = []
         self.errors = []
         self.clock = Clock()
@@ -49,7 +58,8 @@ class Run:
         return f"b{self.token}{role}{index}"
 
     def room(self, suffix=""):
-        return f"bench-{self.token}{suffix}"
+        """A room of this run: C{bench-RUNID} and C{suffix}."""
+        return f"bench-{self.runId}{suffix}"
 
     def _expire(self, timeout):
         self.expired = True
@@ -98,15 +108,13 @@ class Run:
         self.timedOut.addCallback(lambda _: winner.called or winner.callback(False))
         return await winner
 
-    def cpu(self):
-        """
-        CPU seconds used so far: (server, of which in the kernel, bench, whole
-        machine); None where unknown.
-        """
-        times = os.times()
+    def cpu(self) -> "CpuReading":
+        """CPU seconds used so far by the server, the bench and the machine."""
         server = cpuSeconds(self.pid) if self.pid else None
-        return (None if server is None else sum(server), None if server is None else server[1],
-                times.user + times.system, hostBusySeconds())
+        now = time.monotonic()
+        return CpuReading(now, None if server is None else server[0],
+                          None if server is None else server[1],
+                          time.process_time(), hostBusySeconds(now=lambda: now))
 
     async def close(self):
         """Close every client, wait (bounded) until they are gone, stop the deadline."""
@@ -125,6 +133,11 @@ class Run:
                 call.cancel()
 
 
+def newRunId(index=1, invocation=None):
+    """C{INVOCATION-rINDEX}: six hex digits for one chatsvc-bench command, and its repeat."""
+    return f"{invocation or secrets.token_hex(3)}-r{index}"
+
+
 class Runner:
     """What runs a workload's repeats: its arguments, where its table and its progress go."""
 
@@ -134,8 +147,16 @@ class Runner:
         self.workload = workload
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.invocation = secrets.token_hex(3)  # in the run ids, so in the rooms' names
+
+    def runId(self, index):
+        return newRunId(index, self.invocation)
 
     def say(self, text):
         """A progress line on stderr (none with --quiet)."""
         if not self.args.quiet:
-            print(f"chatsvc-bench {self.workload.name}: {text}", file=self.err, flush=True)
+            self.warn(text)
+
+    def warn(self, text):
+        """A line on stderr that --quiet does not silence."""
+        print(f"chatsvc-bench {self.workload.name}: {text}", file=self.err, flush=True)

@@ -30,6 +30,10 @@ class Workload:
     def clientsNeeded(self) -> int:
         raise NotImplementedError
 
+    def writes(self) -> tuple:
+        """(rooms, messages) one run creates and says on a server given with --connect."""
+        return 0, 0
+
     def prepare(self, workdir, progress):
         """Before the first run's server starts (only when the bench starts it)."""
 
@@ -41,13 +45,31 @@ class Workload:
         """After the server the bench started for the run has stopped."""
 
 
-def _cpu(cpu0, cpu1, elapsed):
-    """CPU % of one core used by the server, the bench and everything else meanwhile."""
-    used = [None if a is None or b is None or elapsed <= 0 else b - a
-            for a, b in zip(cpu0, cpu1)]
-    server, kernel, bench, host = used
-    other = None if None in used else host - server - bench
-    return {name: None if value is None else round(100 * value / elapsed, 1)
+# Shortest interval over which the tick-counted shares (the server's kernel
+# time, the machine's idle time) are given: over one second a tick or two
+# is at most 2 % of a core.
+MIN_CPU_INTERVAL = 1.0
+
+
+def cpuShares(before, after) -> dict:
+    """
+    CPU % of one core used by the server, the bench and everything else
+    between two L{chatsvc.bench.run.Run.cpu} readings, over the time between
+    them. "Other" is the machine's busy time less the server's and the
+    bench's: what else ran meanwhile (another program, the hypervisor).
+    """
+    wall = after.wall - before.wall
+
+    def share(field, precise=True):
+        a, b = getattr(before, field), getattr(after, field)
+        if a is None or b is None or wall <= 0 or (not precise and wall < MIN_CPU_INTERVAL):
+            return None
+        return b - a
+
+    server, kernel, bench = share("server"), share("kernel", False), share("bench")
+    host = share("host", False)
+    other = None if None in (server, bench, host) else host - server - bench
+    return {name: None if value is None else round(100 * value / wall, 1)
             for name, value in (("server_cpu_pct", server), ("server_sys_pct", kernel),
                                 ("bench_cpu_pct", bench), ("other_cpu_pct", other))}
 
@@ -71,6 +93,9 @@ class Fanout(Workload):
 
     def clientsNeeded(self):
         return self.receivers + self.senders
+
+    def writes(self):
+        return 1, self.senders * self.messages
 
     async def measure(self, run):
         d, room = run.dialect, run.room()
@@ -158,8 +183,8 @@ async def _measureSending(run, senderClients, receivers, count, window, payload,
                                             + [s.done for s in sinks]))
     cpu1 = run.cpu()
     far = await sink.collect(run, sinks) if sinks else sink.NOTHING
-    if far.cpu_s and cpu1[2] is not None:  # the sinks' CPU is the bench's too
-        cpu1 = (cpu1[0], cpu1[1], cpu1[2] + far.cpu_s, cpu1[3])
+    if far.cpu_s:  # the sinks' CPU is the bench's too
+        cpu1 = cpu1._replace(bench=cpu1.bench + far.cpu_s)
     tallies = [c.tally for c in everyone]
     elapsed = _lastLine(everyone, far) / 1e6
     messages = sum(s.acked for s in senders)
@@ -180,9 +205,9 @@ async def _measureSending(run, senderClients, receivers, count, window, payload,
     if fanout:
         metrics.update(latencies("delivery", run.deliveries))
         metrics["delivery_timed"] = len(run.deliveries)  # the probes' and senders' copies
-    metrics.update(_cpu(cpu0, cpu1, elapsed))
+    metrics.update(cpuShares(cpu0, cpu1))
     if fanout:
-        metrics["server_us_per_line"] = serverMicrosPerLine(metrics, elapsed, lines)
+        metrics["server_us_per_line"] = serverMicrosPerLine(cpu0, cpu1, lines)
     metrics.update(how.more(tallies, far, everyone))
     return metrics, complete
 
@@ -197,10 +222,11 @@ def _lastLine(timed, far):
     return max(last) if last else far.last
 
 
-def serverMicrosPerLine(metrics, elapsed, lines):
+def serverMicrosPerLine(before, after, lines):
     """The server's CPU time per delivered line (µs): its cost, whatever the bench's pace."""
-    pct = metrics.get("server_cpu_pct")
-    return round(pct * 1e4 * elapsed / lines, 3) if pct and lines else None
+    if before.server is None or after.server is None or not lines:
+        return None
+    return round((after.server - before.server) * 1e6 / lines, 3)
 
 
 class Store(Workload):
@@ -217,6 +243,9 @@ class Store(Workload):
 
     def clientsNeeded(self):
         return self.senders
+
+    def writes(self):
+        return self.senders, self.senders * self.messages
 
     async def measure(self, run):
         d = run.dialect
@@ -254,6 +283,9 @@ class Join(Workload):
 
     def clientsNeeded(self):
         return self.joins + 1
+
+    def writes(self):
+        return 1, self.history  # the room it feeds, without a preloaded database
 
     def prepare(self, workdir, progress):
         self.db = os.path.join(workdir, "history.sqlite3")
@@ -370,7 +402,7 @@ class Connections(Workload):
         cpu0, start = run.cpu(), time.perf_counter()
         await run.gather([one(i) for i in range(1, self.connections + 1)])
         elapsed = time.perf_counter() - start
-        cpu = _cpu(cpu0, run.cpu(), elapsed)
+        cpu = cpuShares(cpu0, run.cpu())
         after = rssKiB(run.pid)
         if before is None or after is None:
             raise BenchError(f"could not read /proc/{run.pid}/status")
