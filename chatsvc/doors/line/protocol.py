@@ -443,21 +443,24 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         """
         self._hold("paging")
         chunks = _chunks(lines)
-        self.factory.pacer.add(lambda: self._pace(chunks))
+        ahead = [next(chunks, None)]  # the next piece, read ahead (see _pace)
+        self.factory.pacer.add(lambda: self._pace(ahead, chunks))
 
-    def _pace(self, chunks) -> bool:
+    def _pace(self, ahead, chunks) -> bool:
         if self.user is None:
             return False
-        if self.guard.backlogged:  # on again once the client has read
+        if ahead[0] is not None and self.guard.backlogged:  # on again once read
             self.guard.whenDrained().addCallback(
-                lambda _: self.factory.pacer.add(lambda: self._pace(chunks)))
+                lambda _: self.factory.pacer.add(lambda: self._pace(ahead, chunks)))
             return False
-        chunk = next(chunks, None)
-        if chunk is None:
+        if ahead[0]:
+            self._write(ahead[0])
+        # Read the next piece now, so that after the last one the hold is
+        # released at once, not a turn (and a pause) later.
+        ahead[0] = next(chunks, None) if ahead[0] is not None else None
+        if ahead[0] is None:
             self._release("paging")
             return False
-        if chunk:
-            self._write(chunk)
         return True
 
     def deliver(self, event):
