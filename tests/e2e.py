@@ -177,3 +177,39 @@ class ServerProcess(protocol.ProcessProtocol):
     def kill(self, sig=signal.SIGKILL):
         self.transport.signalProcess(sig)
         return self.ended
+
+
+class ServerProcessTests:
+    """
+    A mixin for TestCases that run the real server process: a folder of the
+    test's own, the servers and clients it started, all ended in tear-down.
+    """
+
+    timeout = 60
+
+    def setUp(self):
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.servers = []
+        self.clients = []
+
+    def tearDown(self):
+        for client in self.clients:
+            if client.transport.connected:
+                client.transport.loseConnection()
+        running = [s.kill() for s in self.servers if not s.ended.called]
+        return defer.gatherResults(running + [c.closed for c in self.clients])
+
+    @defer.inlineCallbacks
+    def startServer(self, *options):
+        """A server in the test's folder: it and the port it listens on."""
+        server = ServerProcess.start(self.directory, *options)
+        self.servers.append(server)
+        port = yield server.port
+        return server, port
+
+    @defer.inlineCallbacks
+    def connect(self, port, name=None, host=None):
+        client = yield connect(port, name, host=host)
+        self.clients.append(client)
+        return client

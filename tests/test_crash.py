@@ -7,38 +7,12 @@ import os
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from tests.e2e import ServerProcess, connect
+from tests.e2e import ServerProcessTests
 
 
-class CrashTests(TestCase):
-    timeout = 60
-
-    def setUp(self):
-        self.directory = os.path.abspath(self.mktemp())
-        os.makedirs(self.directory)
-        self.servers = []
-        self.clients = []
-
-    def tearDown(self):
-        for client in self.clients:
-            if client.transport.connected:
-                client.transport.loseConnection()
-        running = [s.kill() for s in self.servers if not s.ended.called]
-        return defer.gatherResults(running + [c.closed for c in self.clients])
-
-    @defer.inlineCallbacks
+class CrashTests(ServerProcessTests, TestCase):
     def startServer(self):
-        server = ServerProcess.start(self.directory, "--history-replay", "7",
-                                     "--flood-rate", "0")
-        self.servers.append(server)
-        port = yield server.port
-        return server, port
-
-    @defer.inlineCallbacks
-    def connect(self, port, name):
-        client = yield connect(port, name)
-        self.clients.append(client)
-        return client
+        return super().startServer("--history-replay", "7", "--flood-rate", "0")
 
     @defer.inlineCallbacks
     def test_acknowledgedMessagesSurviveKill9(self):

@@ -5,47 +5,25 @@ people from other addresses (Linux routes all of 127.0.0.0/8 to loopback, so
 each test client binds an address of its own). And SIGTERM says goodbye.
 """
 
-import os
 import signal
 
 from twisted.internet import defer, endpoints, reactor
 from twisted.trial.unittest import TestCase
 
-from tests.e2e import LineClient, ServerProcess, connect
+from tests.e2e import LineClient, ServerProcessTests
 
 HOME = "127.0.0.2"  # the one with the script
 
 
-class _Door:
-    """Starts the real server once per test and keeps track of the clients."""
-
-    timeout = 60
-
-    def setUp(self):
-        self.directory = os.path.abspath(self.mktemp())
-        os.makedirs(self.directory)
-        self.server = None
-        self.clients = []
-
-    def tearDown(self):
-        for client in self.clients:
-            if client.transport.connected:
-                client.transport.loseConnection()
-        closing = [c.closed for c in self.clients]
-        if self.server is not None and not self.server.ended.called:
-            closing.append(self.server.kill())
-        return defer.gatherResults(closing)
+class _Door(ServerProcessTests):
+    """The real server, and people connecting from addresses of their own (or C{host})."""
 
     @defer.inlineCallbacks
     def start(self, *options):
-        self.server = ServerProcess.start(self.directory, *options)
-        self.port = yield self.server.port
+        self.server, self.port = yield self.startServer(*options)
 
-    @defer.inlineCallbacks
     def person(self, name=None, host=None):
-        client = yield connect(self.port, name, host=host)
-        self.clients.append(client)
-        return client
+        return self.connect(self.port, name, host)
 
     @defer.inlineCallbacks
     def attempt(self, host):

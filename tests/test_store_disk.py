@@ -10,43 +10,22 @@ import shutil
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from tests.e2e import ServerProcess, connect
+from tests.e2e import ServerProcessTests
 
 NOT_SAVED = ("! Your message could not be saved, so it was not sent. The server has lost its"
              " database: please tell its operator.")
 LOST = "was removed or replaced while the server was running"
 
 
-class DatabaseRemovedTests(TestCase):
-    timeout = 60
-
+class DatabaseRemovedTests(ServerProcessTests, TestCase):
     def setUp(self):
-        self.directory = os.path.abspath(self.mktemp())
+        super().setUp()
         self.folder = os.path.join(self.directory, "data")
         os.makedirs(self.folder)
         self.db = os.path.join(self.folder, "chat.sqlite3")
-        self.servers = []
-        self.clients = []
 
-    def tearDown(self):
-        for client in self.clients:
-            if client.transport.connected:
-                client.transport.loseConnection()
-        running = [s.kill() for s in self.servers if not s.ended.called]
-        return defer.gatherResults(running + [c.closed for c in self.clients])
-
-    @defer.inlineCallbacks
     def startServer(self):
-        server = ServerProcess.start(self.directory, "--db", self.db, "--flood-rate", "0")
-        self.servers.append(server)
-        port = yield server.port
-        return server, port
-
-    @defer.inlineCallbacks
-    def connect(self, port, name):
-        client = yield connect(port, name)
-        self.clients.append(client)
-        return client
+        return super().startServer("--db", self.db, "--flood-rate", "0")
 
     @defer.inlineCallbacks
     def aliceInKitchen(self):
