@@ -175,6 +175,8 @@ class Lobby(service.Service):
 
     def _addRoom(self, room):
         self.rooms[room.key] = room
+        # A new list, not a changed one: a `list` being sent walks the old one.
+        self._byName = self._byName[:]
         bisect.insort(self._byName, room.key)
         self._nextRoomId = max(self._nextRoomId, room.id + 1)
 
@@ -278,12 +280,13 @@ class Lobby(service.Service):
                 yield room.name, len(room.members)
             else:
                 yield None
+        shown = set(busy)
         for key in keys:
             room = self.rooms.get(key)
-            if room is None or room.members:
+            if room is None or room in shown:
                 continue
             if match is None or match(key):
-                yield room.name, 0
+                yield room.name, len(room.members)  # some may have come meanwhile
             else:
                 yield None
 
@@ -316,9 +319,7 @@ class Lobby(service.Service):
 
         def stored(_):
             self._creating.discard(key)
-            room = Room(record)
-            room.recent = deque(maxlen=self.settings.history_replay)  # it has none
-            self._addRoom(room)
+            self._addRoom(Room(record))
             self.log.info("{user} created room {room}", user=user.name, room=name)
             if user in self.users:
                 return self.join(user, name, exclusive=exclusive)
@@ -349,6 +350,7 @@ class Lobby(service.Service):
 
     def _enter(self, user, room, exclusive):
         if user not in self.users or room.key in user.rooms or room.key not in self.rooms:
+            self._forgetIfEmpty(room)  # read for someone who has gone meanwhile
             return None
         if exclusive:
             for other in list(user.rooms.values()):
@@ -413,9 +415,14 @@ class Lobby(service.Service):
         user.cursors.pop(room.key, None)
         if not room.members:
             self._occupied.discard(room)
-            if not room.outbox:
-                room.recent = None  # read again when someone comes
+            self._forgetIfEmpty(room)
         room.broadcast(Left(room.name, user.name, why))
+
+    @staticmethod
+    def _forgetIfEmpty(room):
+        """Keep no recent messages for a room nobody is in: read them again when someone comes."""
+        if not room.members and not room.outbox and room.loading is None:
+            room.recent = None
 
     # Talking
 

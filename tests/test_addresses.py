@@ -32,13 +32,20 @@ class AddressOfTests(TestCase):
         self.assertEqual(addressOf(UNIXAddress(None)), "unix")
 
     def test_exemptNetworks(self):
-        addresses = Addresses(None, None, [parseExempt("10.0.0.0/8"), parseExempt("unix"),
-                                           parseExempt("2001:db8::/48")])
-        self.assertTrue(addresses.isExempt("10.1.2.3"))
-        self.assertFalse(addresses.isExempt("11.1.2.3"))
-        self.assertTrue(addresses.isExempt("unix"))
-        self.assertTrue(addresses.isExempt("2001:db8:0:5::/64"))
-        self.assertFalse(addresses.isExempt("2001:db9::/64"))
+        addresses = Addresses(None, None, [parseExempt(n) for n in [
+            "10.0.0.0/8", "unix", "2001:db8::/48", "::1", "2001:db9::5"]])
+        v4 = lambda host: IPv4Address("TCP", host, 5)  # noqa: E731
+        v6 = lambda host: IPv6Address("TCP", host, 5)  # noqa: E731
+        self.assertTrue(addresses.isExempt(v4("10.1.2.3")))
+        self.assertFalse(addresses.isExempt(v4("11.1.2.3")))
+        self.assertTrue(addresses.isExempt(UNIXAddress(None)))
+        self.assertTrue(addresses.isExempt(v6("2001:db8:0:5::7")))
+        self.assertFalse(addresses.isExempt(v6("2001:dba::1")))
+        self.assertTrue(addresses.isExempt(v6("::ffff:10.0.0.1")))
+        # One IPv6 host, not its /64: a bouncer or a web proxy.
+        self.assertTrue(addresses.isExempt(v6("::1")))
+        self.assertTrue(addresses.isExempt(v6("2001:db9::5")))
+        self.assertFalse(addresses.isExempt(v6("2001:db9::6")))
         self.assertRaises(ValueError, parseExempt, "example.org")
 
 

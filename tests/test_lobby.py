@@ -337,3 +337,43 @@ class ReplayCacheTests(TestCase):
                          " so you did not join it. Please try again.")
         self.assertEqual(self.ann.rooms, {})
         self.flushLoggedErrors(OSError)
+
+    def test_joinerGoneWhileReadingLeavesNothingKept(self):
+        self.successResultOf(self.lobby.createRoom(self.ann, "kitchen"))
+        room = self.lobby.rooms["kitchen"]
+        self.say(room, "hello")
+        self.lobby.leave(self.ann, room)
+        page, held = self.lobby.store.page, Deferred()
+        self.lobby.store.page = lambda *args: held.addCallback(lambda _: page(*args))
+        joining = self.lobby.join(self.ann, "kitchen")
+        self.lobby.disconnect(self.ann)
+        held.callback(None)
+        self.assertIsNone(self.successResultOf(joining))
+        self.assertIsNone(room.recent)
+        self.assertEqual(room.members, {})
+
+
+class RoomListTests(TestCase):
+    def setUp(self):
+        self.lobby = makeLobby(max_rooms=10_000, create_rate=0)
+        self.ann = self.lobby.connect(Mind())
+        self.lobby.chooseName(self.ann, "ann")
+        for n in range(0, 100, 2):
+            self.successResultOf(self.lobby.createRoom(self.ann, f"r{n:03}"))
+        self.lobby.leave(self.ann, self.lobby.rooms["r098"])
+
+    def test_roomsCreatedWhileListingRepeatNothing(self):
+        listing = self.lobby.roomList()
+        first = [next(listing) for _ in range(10)]
+        self.successResultOf(self.lobby.createRoom(self.ann, "r001"))  # sorts before them
+        self.lobby.leave(self.ann, self.lobby.rooms["r001"])
+        names = [name for name, _ in first + list(listing)]
+        self.assertEqual(names, [f"r{n:03}" for n in range(0, 100, 2)])
+
+    def test_roomFilledWhileListingIsStillListed(self):
+        listing = self.lobby.roomList()
+        first = [next(listing) for _ in range(10)]
+        self.successResultOf(self.lobby.join(self.ann, "r050"))
+        rest = list(listing)
+        self.assertIn(("r050", 1), rest)
+        self.assertEqual(len(first) + len(rest), 50)

@@ -775,3 +775,27 @@ class StoppingTests(TestCase):
         self.assertNoResult(stopped)
         self.lobby.clock.advance(5)
         self.successResultOf(stopped)
+
+    def test_floodingAtTheNamePromptDoesNotDodgeTheLoginTimeout(self):
+        lobby, connect = makeServer(login_timeout=5, flood_rate=1, flood_burst=1)
+        lurker = connect()
+        lurker.send(b"!\n" * 100)  # invalid names, faster than it may send
+        for _ in range(10):
+            lobby.clock.advance(1)
+        self.assertTrue(lurker.transport.disconnecting)
+        self.assertIn("! You did not choose a screen name within 5 seconds. Goodbye.",
+                      lurker.read())
+
+    def test_notReadingWhatIsPacedIsSilence(self):
+        """A client that asked for a long page and never reads it is not excused."""
+        lobby, connect = makeServer(idle_timeout=60, history_replay=50)
+        ann = connect("ann")
+        ann.send("create kitchen")
+        for n in range(50):
+            ann.send(f"{n:02} " + "x" * 2000)
+        ann.read()
+        bob = connect("bob")
+        bob.send("join kitchen")  # 100 KB of replay; bob reads none of it
+        for _ in range(70):
+            lobby.clock.advance(1)
+        self.assertTrue(bob.transport.disconnecting)

@@ -92,6 +92,22 @@ class TLSTests(TestCase):
         self.assertEqual((yield bob.waitFor("<bob>")), ["<bob> secret handshake"])
 
     @defer.inlineCallbacks
+    @defer.inlineCallbacks
+    def test_refusedConnectionsHoldNothing(self):
+        """
+        Connections refused at the door are cut off at once, even by a TLS peer
+        that never says a word: a flood of them cannot use up the server's files.
+        """
+        host = "127.0.0.9"
+        held = [socket.create_connection(("127.0.0.1", self.server.port),
+                                         source_address=(host, 0)) for _ in range(3)]
+        self.addCleanup(lambda: [s.close() for s in held])
+        refused = yield endpoints.connectProtocol(
+            endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", self.server.port,
+                                         bindAddress=(host, 0)),
+            _Closed())
+        yield refused.closed  # without sending anything, not even a TLS hello
+
     def test_serverClosesTLSConnection(self):
         """quit ends the session over TLS too: the server's close completes."""
         alice = yield self.connectTLS("alice")
@@ -142,6 +158,14 @@ def issue(folder, hosts, signer=None, days=(-1, 1), ca=False, name=None):
     with open(os.path.join(folder, "cert.pem"), "wb") as f:
         f.write(certificate.public_bytes(serialization.Encoding.PEM))
     return key, certificate
+
+
+class _Closed(protocol.Protocol):
+    def __init__(self):
+        self.closed = defer.Deferred()
+
+    def connectionLost(self, reason):
+        self.closed.callback(None)
 
 
 class Display:

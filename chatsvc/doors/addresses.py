@@ -21,18 +21,24 @@ from chatsvc.doors.flow import TokenBucket
 SUMMARY_INTERVAL = 60.0  # seconds between summaries of refusals from one address
 
 
-def addressOf(peer) -> str:
-    """The address that limits are counted against, for a transport's peer."""
+def _ipOf(peer):
+    """A transport's peer as an IP address (IPv4-mapped ones as IPv4), or None."""
     host = getattr(peer, "host", None)
     if host is None:
-        return "unix"
+        return None
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return host
+        return None
+    return ip.ipv4_mapped or ip if ip.version == 6 else ip
+
+
+def addressOf(peer) -> str:
+    """The address that limits are counted against, for a transport's peer."""
+    ip = _ipOf(peer)
+    if ip is None:
+        return getattr(peer, "host", None) or "unix"
     if ip.version == 6:
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)
 
@@ -94,15 +100,13 @@ class Addresses(Service):
             self._sweep.stop()
         self._summarise()
 
-    def isExempt(self, address: str) -> bool:
-        if address == "unix":
+    def isExempt(self, peer) -> bool:
+        """Whether C{peer} (its full address, not its /64) was named by --exempt."""
+        if getattr(peer, "host", None) is None:
             return "unix" in self.exempt
-        try:
-            ip = ipaddress.ip_address(address.split("/", 1)[0])
-        except ValueError:
-            return False
-        return any(net != "unix" and ip.version == net.version and ip in net
-                   for net in self.exempt)
+        ip = _ipOf(peer)
+        return ip is not None and any(
+            net != "unix" and ip.version == net.version and ip in net for net in self.exempt)
 
     def arrive(self, peer) -> Visitor:
         """
@@ -111,7 +115,7 @@ class Addresses(Service):
         its own for each connection, so that only per-connection limits apply.
         """
         address = addressOf(peer)
-        if self.isExempt(address):
+        if self.isExempt(peer):
             visitor = Visitor(address, self.settings, self.clock, exempt=True)
             visitor.connections = 1
             return visitor

@@ -5,6 +5,7 @@ lines into calls on the Lobby and the Lobby's events into marked lines
 """
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -92,7 +93,12 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         except errors.ChatError as refusal:
             self.factory.addresses.refused(peer, refusal)
             self.error(str(refusal))
-            self.transport.loseConnection()
+            if ISSLTransport.providedBy(self.transport):
+                # A TLS close waits for the peer's handshake and close_notify,
+                # which a flood never sends: refused, it must hold nothing.
+                self.transport.abortConnection()
+            else:
+                self.transport.loseConnection()
             return
         self.guard = OutputGuard(self.transport, settings.max_output_buffer, self._overflowed)
         if settings.flood_rate > 0:
@@ -121,9 +127,6 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     def _choseNoName(self):
         if self.user is None or self.user.name is not None or self._leaving:
             return
-        if self._holds:  # its lines wait for us, not for it: look again later
-            self._timers["login"] = self.factory.clock.callLater(1, self._loginTimedOut)
-            return
         self.log.info("{peer} chose no name in time", peer=self.transport.getPeer())
         self.error(f"You did not choose a screen name within "
                    f"{self.settings.login_timeout:g} seconds. Goodbye.")
@@ -135,7 +138,11 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     def _silent(self):
         if self.user is None or self._leaving:
             return
-        if self._heard or self._holds:  # it spoke after all, or waits for us
+        # A client whose lines wait for us (flood control, the store) is not
+        # silent; one whose paced output waits for it to read is.
+        waitingForUs = self._holds - {"paging"} or (
+            "paging" in self._holds and not self.guard.backlogged)
+        if self._heard or waitingForUs:
             self.setTimeout(self.settings.idle_timeout)
             return
         self.log.info("{user} was idle too long", user=self.user)
@@ -215,7 +222,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
     def lineReceived(self, raw):
         if raw.endswith(b"\r"):
             raw = raw[:-1]
-        if self.user is None or self._leaving:  # refused or closing: nothing more is read
+        if self.user is None or self._leaving or self._closing:  # refused or closing
             return
         self.resetTimeout()
         self._heard = True
@@ -413,7 +420,8 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
 
     def _release(self, reason):
         self._holds.discard(reason)
-        if not self._holds and self.user is not None and not self.transport.disconnecting:
+        if (not self._holds and self.user is not None and not self._closing
+                and not self.transport.disconnecting):
             self.resumeProducing()
 
     def _refused(self, failure):
