@@ -398,9 +398,8 @@ class DatabaseCheckTests(_OneLine, TestCase):
         os.makedirs(folder)
         db = os.path.join(folder, "chat.sqlite3")
         from chatsvc.store import SQLiteStore
-        holder = SQLiteStore(db)
-        holder.open(0)
-        self.addCleanup(holder._holder.close)
+        held = SQLiteStore(db)._lock()  # as a running server holds it
+        self.addCleanup(held.close)
         for mode in [["-n", "--pidfile="], ["--pidfile=twistd.pid"]]:
             result, _ = twistd(self, *mode, "chatroom", "--listen", LOOPBACK, "--db", db)
             self.assertOneLine(result, 1, f"twistd chatroom: --db {db}: The database {db} is in"

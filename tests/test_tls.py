@@ -92,7 +92,6 @@ class TLSTests(TestCase):
         self.assertEqual((yield bob.waitFor("<bob>")), ["<bob> secret handshake"])
 
     @defer.inlineCallbacks
-    @defer.inlineCallbacks
     def test_refusedConnectionsHoldNothing(self):
         """
         Connections refused at the door are cut off at once, even by a TLS peer
@@ -108,6 +107,7 @@ class TLSTests(TestCase):
             _Closed())
         yield refused.closed  # without sending anything, not even a TLS hello
 
+    @defer.inlineCallbacks
     def test_serverClosesTLSConnection(self):
         """quit ends the session over TLS too: the server's close completes."""
         alice = yield self.connectTLS("alice")
