@@ -17,9 +17,10 @@ def addParser(sub, common, whole):
         description="Runs N normal users (each from a loopback address of its own, taking"
         " --typing seconds to type a name, then in one room, M messages each at RATE a"
         " second) twice, each against a fresh server with its default abuse limits: alone,"
-        " then with the attackers, all from one address (the listers each from their own). Reports who was let in, what"
-        " the normal users saw and what became of each attacker. Pass --server-arg to"
-        " change the server's limits, e.g. --server-arg=--login-timeout=5.")
+        " then with the attackers, all from one address (the listers each from their own)."
+        " Reports who was let in, what the normal users saw and what became of each"
+        " attacker. Pass --server-arg to change the server's limits, e.g."
+        " --server-arg=--login-timeout=5.")
     p.add_argument("-N", "--users", type=whole(1, 10_000), default=20,
                    help="normal users (default 20)")
     p.add_argument("-M", "--messages", type=whole(1, 1_000_000), default=100,
