@@ -16,12 +16,14 @@ import os
 import sys
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import TestCase
 
-from chatsvc.bench import abuse, abuseserver, abusetable, cli, main
+from chatsvc.bench import abuse, abuseserver, abusetable, attackers, cli, main
 from chatsvc.bench.client import Native
 from chatsvc.bench.run import Run
+from chatsvc.bench import visits
 from chatsvc.bench.visits import connectFrom, userAddresses
 from tests.support import coroutine
 
@@ -182,7 +184,8 @@ class AbuseWorkloadTests(TestCase):
         self.assertFalse(any(k.startswith(("flood_", "nonreader_", "unnamed_")) for k in m))
         text = self.out.getvalue()
         for label in ("reconnector: connections tried", "squatter: silent connections tried",
-                      "room spammer: connections tried", "lister: connections tried",
+                      "room spammer: connections tried",
+                      "listers: each from an address of its own",
                       "the squatter was refused ("):
             self.assertIn(label, text)
 
@@ -211,6 +214,78 @@ class AbuseWorkloadTests(TestCase):
         # The normal users' room and every room the spammer made, at the last list.
         self.assertLessEqual(m["lister_rooms_listed"], 1 + limits["create_burst"])
         self.assertGreaterEqual(m["lister_p50_ms"], 0)
+
+    @coroutine
+    async def test_manyRoomsManyListers(self):
+        """
+        With --rooms, each phase's server starts on a database that holds
+        them already, and may keep that many more rooms than its default:
+        the normal users make their room beside them. The --listers each
+        come from an address of their own, so all are let in however many
+        they are, and each of their lists names every room.
+        """
+        rooms, listers = 300, 4
+        [result] = await self.bench("-N", "2", "-M", "3", *FAST, "--warmup", "0.5",
+                                    "--rooms", str(rooms), "--listers", str(listers),
+                                    "--attackers", "lister")
+        self.assertEqual((result.complete, result.errors), (True, []))
+        m, limits = result.metrics, result.server["limits"]
+        self.assertNormalUsersExact(m, 2, 3)
+        self.assertEqual(limits["max_rooms"], rooms + 1000)
+        for phase in ("alone", "abused"):
+            args = result.server[phase]["args"]
+            self.assertEqual(args[args.index("--max-rooms") + 1], str(rooms + 1000))
+            self.assertIn("preload_s", result.server[phase])
+        self.assertEqual((m["lister_listers"], m["lister_admitted"], m["lister_refused"]),
+                         (listers, listers, 0))
+        self.assertEqual(m["lister_rooms_listed"], rooms + 1)  # and the normal users' room
+        self.assertGreaterEqual(m["lister_lists"], listers)
+        # Each answer names every room: "*   bench-RUNID-pN (0 users)".
+        line = len(f"*   {result.run_id}-p{rooms} (0 users)\n") - len("bench-") - 3
+        self.assertGreater(m["lister_bytes"], m["lister_lists"] * rooms * line)
+        self.assertLessEqual(m["lister_p50_ms"], m["lister_max_ms"])
+        self.assertEqual((result.params["rooms"], result.params["listers"]), (rooms, listers))
+        self.assertIn(f"each phase's database held {rooms} rooms", self.out.getvalue())
+
+
+class ListAnswersTests(TestCase):
+    """The listers' bulk reading: the end of each answer, however the reads cut it."""
+
+    def setUp(self):
+        self.client = type("Client", (), {"lost": Deferred()})()
+        self.answers = attackers.ListAnswers(self.client)
+        self.answer = (b"* Rooms (3), busiest first:\n*   a (1 user)\n*   b (0 users)\n"
+                       b"*   c (0 users)\n* Online (2): x, y. You are in the Lobby.\n")
+
+    def test_endAcrossReads(self):
+        """Read a byte at a time, an answer ends once, at the answer to who; its count is read."""
+        for _ in range(2):
+            ended = []
+            self.answers.next().addCallback(ended.append)
+            cut = self.answer.index(b"(2)")
+            for i in range(len(self.answer)):
+                self.answers.feed(self.answer[i:i + 1])
+                self.assertEqual(ended, [True] if i >= cut else [])
+            self.assertEqual(self.answers.listed, 3)
+        self.assertEqual(self.answers.bytes, 2 * len(self.answer))
+
+    def test_inOneRead(self):
+        """An answer and the start of nothing else, in one read: ended, and not again."""
+        ended = []
+        self.answers.next().addCallback(ended.append)
+        self.answers.feed(self.answer)
+        again = self.answers.next()
+        again.addCallback(ended.append)
+        self.answers.feed(b"* Rooms (4), busiest first:\n")
+        self.assertEqual((ended, self.answers.listed), ([True], 4))
+
+    def test_closed(self):
+        """A lister whose connection closes stops waiting: False."""
+        ended = []
+        self.answers.next().addCallback(ended.append)
+        self.answers.feed(self.answer[:40])
+        self.client.lost.callback(None)
+        self.assertEqual(ended, [False])
 
 
 class VisitTests(TestCase):
@@ -263,6 +338,10 @@ class AbuseCommandLineTests(TestCase):
         self.assertIn("one of the normal users' addresses",
                       self.badArguments("--attackers-address", "127.1.0.2"))
         self.assertIn("from 0 to 3600", self.badArguments("--typing", "-1"))
+        self.assertIn("one of the listers' addresses",
+                      self.badArguments("--attackers-address", "127.0.5.2", "--listers", "3"))
+        self.assertIn("from 1 to", self.badArguments("--listers", "0"))
+        self.assertIn("from 0 to", self.badArguments("--rooms", "-1"))
 
     def test_defaultAttackers(self):
         """All the attackers by default, the server sized for the users and them."""
@@ -274,6 +353,28 @@ class AbuseCommandLineTests(TestCase):
         # name, and two for names a reconnecting attacker has not let go yet.
         self.assertEqual(workload.clientsNeeded(), 18)
         self.assertEqual(workload.settings.max_clients, 18)
+        self.assertEqual((workload.rooms, workload.listers), (0, 1))
+        self.assertEqual(workload.settings.max_rooms, 1000)  # the server's own
+        self.assertNotIn("--max-rooms", workload.serverArgs)
+
+    def test_roomsAndListers(self):
+        """Each lister takes a name; the rooms preloaded are added to the room limit."""
+        args, workload = cli.parseArgs(["abuse", "-N", "10", "--rooms", "50000", "--listers",
+                                        "8", "--attackers", "lister",
+                                        "--server-arg=--login-timeout=5"])
+        self.assertEqual(workload.clientsNeeded(), 10 + 1 + 8 + 2)
+        self.assertEqual(workload.serverArgs, ["--max-rooms", "51000", "--login-timeout=5"])
+        self.assertEqual((workload.settings.max_rooms, workload.settings.login_timeout),
+                         (51000, 5))
+        _, mine = cli.parseArgs(["abuse", "--rooms", "5", "--server-arg=--max-rooms=7"])
+        self.assertEqual(mine.settings.max_rooms, 7)  # --server-arg has the last word
+
+    def test_listerAddresses(self):
+        """One address a lister, from 127.0.5.1, never the attackers' nor a .0 or .255."""
+        addresses = visits.listerAddresses(300, avoid="127.0.5.2")
+        self.assertEqual(addresses[:2], ["127.0.5.1", "127.0.5.3"])
+        self.assertEqual(len(set(addresses)), 300)
+        self.assertFalse([a for a in addresses if a.endswith((".0", ".255"))])
 
     def test_defaultLimits(self):
         """The servers get the bench's usual command but not its capacity options."""

@@ -29,7 +29,15 @@ The attackers (``--attackers``, all by default) all come from one address
   never choose a name (they must not evict the people still typing theirs);
 - ``roomspam``: creates rooms as fast as it is let, coming back after each
   burst and each refusal; ``lister``: sends ``list`` again and again, reading
-  the answers (L{chatsvc.bench.attackers}).
+  the answers as fast as they come: ``--listers`` of them, each from an
+  address of its own (127.0.5.1 up), as that many people listing
+  (L{chatsvc.bench.attackers}).
+
+With ``--rooms N``, each phase's fresh database holds N rooms before its
+server starts (written straight into it, as the join workload preloads
+history), and the servers may keep N rooms more than their default
+(``--max-rooms``): what a server up for a long while holds, for the listers
+to list.
 
 The attackers' lines carry their own markers (C{F<seq>.<T>}, C{R<seq>.<T>}),
 never counted as normal messages. For the normal users the workload reports
@@ -55,21 +63,23 @@ from chatsvc.bench.abuseargs import ATTACKERS
 from chatsvc.bench.abuseserver import AbuseServer, memoryKiB, serverSettings
 from chatsvc.bench.abusetable import PHASES
 from chatsvc.bench.abusers import Flooder, NonReaderWatch
-from chatsvc.bench.attackers import KINDS, Reconnector, RoomSpammer, Squatter
+from chatsvc.bench.attackers import KINDS, Lister, Listers, Reconnector, RoomSpammer, Squatter
 from chatsvc.bench.client import DIALECTS
 from chatsvc.bench.people import Pacer, PacedSender, UserTally, arrive
 from chatsvc.bench.report import latencies
 from chatsvc.bench.run import CONNECT_CONCURRENCY, Run, Runner
-from chatsvc.bench.server import BenchError
+from chatsvc.bench.server import BenchError, preloadRooms
 from chatsvc.bench.visits import (
     ATTACKERS_ADDRESS,
     Refused,
+    listerAddresses,
     named,
     prompted,
     toldOf,
     userAddresses,
 )
 from chatsvc.bench.workloads import Workload, cpuShares
+from chatsvc.settings import Settings
 
 IN_ROOM = {"flooder": "f", "nonreader": "q"}  # attackers in the room, and their names' letter
 NAMED = ("flooder", "nonreader", "reconnector", "roomspam", "lister")  # they take a name
@@ -83,7 +93,8 @@ class Abuse(Workload):
 
     def __init__(self, users, messages, rate, payload, floodLines, abuserPayload, grace,
                  rcvbuf, mss, settings, attackers=ATTACKERS, attackersAddress=ATTACKERS_ADDRESS,
-                 typing=2.0, warmup=2.0, squatRate=10.0, burst=None, retryDelay=0.01):
+                 typing=2.0, warmup=2.0, squatRate=10.0, burst=None, retryDelay=0.01,
+                 rooms=0, listers=1, serverArgs=()):
         self.users, self.messages, self.rate, self.payload = users, messages, rate, payload
         self.floodLines, self.abuserPayload, self.grace = floodLines, abuserPayload, grace
         self.rcvbuf, self.mss = rcvbuf, mss
@@ -99,6 +110,8 @@ class Abuse(Workload):
         self.reconnectorBurst = burst or max(1, settings.flood_burst - 2)
         self.roomspamBurst = burst or max(1, settings.flood_burst - 1)
         self.retryDelay = retryDelay
+        self.rooms, self.listers = rooms, listers
+        self.serverArgs = list(serverArgs)  # the servers' options, beside --db and --max-clients
 
     @classmethod
     def fromArgs(cls, args, parser):
@@ -110,10 +123,12 @@ class Abuse(Workload):
                 getattr(args, "servers", None) not in (None, ["chatsvc"]):
             parser.error("abuse measures chatsvc's own limits: it starts chatsvc and speaks"
                          " its protocol only (no --protocol irc, --irc-server or --servers)")
-        serverArgs = ["--max-clients", str(maxClients(args.users, args.attackers)),
-                      *args.server_arg]
+        extra = list(args.server_arg)
+        if args.rooms:  # before --server-arg, which may set it otherwise
+            extra[:0] = ["--max-rooms", str(maxRooms(args.rooms))]
+        clients = maxClients(args.users, args.attackers, args.listers)
         try:
-            settings = serverSettings(serverArgs)
+            settings = serverSettings(["--max-clients", str(clients), *extra])
         except usage.UsageError as e:
             parser.error(f"--server-arg: {e}")
         if args.abuser_payload > settings.max_line:
@@ -122,10 +137,15 @@ class Abuse(Workload):
         if args.attackers_address in userAddresses(args.users + 1):
             parser.error(f"--attackers-address {args.attackers_address} is one of the normal"
                          " users' addresses (127.1.0.1 up): choose another")
+        if "lister" in args.attackers and \
+                args.attackers_address in listerAddresses(args.listers, avoid=None):
+            parser.error(f"--attackers-address {args.attackers_address} is one of the listers'"
+                         " addresses (127.0.5.1 up): choose another")
         return cls(args.users, args.messages, args.rate, args.payload, args.flood_lines,
                    args.abuser_payload, args.grace, args.nonreader_rcvbuf,
                    args.nonreader_mss, settings, args.attackers, args.attackers_address,
-                   args.typing, args.warmup, args.squat_rate, args.burst, args.retry_delay)
+                   args.typing, args.warmup, args.squat_rate, args.burst, args.retry_delay,
+                   args.rooms, args.listers, extra)
 
     def params(self):
         return {"users": self.users, "messages": self.messages, "rate": self.rate,
@@ -135,6 +155,7 @@ class Abuse(Workload):
                 "abuser_payload": self.abuserPayload,
                 "reconnector_burst": self.reconnectorBurst, "roomspam_burst": self.roomspamBurst,
                 "squat_rate": self.squatRate, "retry_delay": self.retryDelay,
+                "rooms": self.rooms, "listers": self.listers,
                 "grace": self.grace,
                 "nonreader_rcvbuf": self.rcvbuf, "nonreader_mss": self.mss}
 
@@ -146,7 +167,12 @@ class Abuse(Workload):
         return {k: v for k, v in vars(s).items() if not k.startswith("_")}
 
     def clientsNeeded(self):
-        return maxClients(self.users, self.attackers)
+        return maxClients(self.users, self.attackers, self.listers)
+
+    def fillDatabase(self, db, runId):
+        """Fill a phase's fresh database with --rooms rooms, before its server starts."""
+        if self.rooms:
+            preloadRooms(db, self.rooms, f"bench-{runId}-p")
 
     async def measurePhase(self, run, server, abused) -> tuple:
         """The metrics of one phase (unprefixed) and whether its normal load completed."""
@@ -253,6 +279,9 @@ class Abuse(Workload):
             attacker = Squatter(*args, self.squatRate)
         elif kind == "roomspam":
             attacker = RoomSpammer(*args, self.roomspamBurst)
+        elif kind == "lister":
+            attacker = Listers(Lister(run, address, self.settings, room) for address in
+                               listerAddresses(self.listers, avoid=self.attackersAddress))
         else:
             attacker = KINDS[kind](*args)
         attacker.retryDelay = self.retryDelay
@@ -440,14 +469,23 @@ class Abuse(Workload):
                               f" only {len(seqs)} stored")
 
 
-def maxClients(users, attackers):
+def maxClients(users, attackers, listers=1):
     """
     The servers' --max-clients: the normal users, the one who makes their
-    room, the attackers that take a name, and two more for a reconnecting
-    attacker's name that the server has not let go yet. A server sized for
-    its people, so that its limits, not its size, are what is measured.
+    room, the attackers that take a name (each of the listers), and two more
+    for a reconnecting attacker's name that the server has not let go yet. A
+    server sized for its people, so that its limits, not its size, are what
+    is measured.
     """
-    return users + 1 + sum(1 for a in attackers if a in NAMED) + 2
+    named = sum(1 for a in attackers if a in NAMED)
+    if "lister" in attackers:
+        named += listers - 1
+    return users + 1 + named + 2
+
+
+def maxRooms(preloaded):
+    """The servers' --max-rooms with C{preloaded} rooms: as many more as they may have anyway."""
+    return preloaded + Settings.max_rooms
 
 
 def _countStored(db, run):
@@ -503,9 +541,13 @@ class AbuseBench(Runner):
         args, workload = self.args, self.workload
         abused = phase == "abused"
         db = os.path.join(workdir, f"chat{index}-{phase}.sqlite3")
+        started = time.perf_counter()
+        workload.fillDatabase(db, self.runId(index))
         server = AbuseServer(self.reactor, db, workload.clientsNeeded(), workdir,
-                             args.server_arg)
+                             workload.serverArgs)
         info = {"args": server.command[3:]}
+        if workload.rooms:
+            info["preload_s"] = round(time.perf_counter() - started, 2)
         errors = []
         try:
             port = await server.start(timeout=min(60.0, args.timeout))

@@ -17,9 +17,10 @@ def addParser(sub, common, whole):
         description="Runs N normal users (each from a loopback address of its own, taking"
         " --typing seconds to type a name, then in one room, M messages each at RATE a"
         " second) twice, each against a fresh server with its default abuse limits: alone,"
-        " then with the attackers, all from one address. Reports who was let in, what"
-        " the normal users saw and what became of each attacker. Pass --server-arg to"
-        " change the server's limits, e.g. --server-arg=--login-timeout=5.")
+        " then with the attackers, all from one address (the listers each from their own)."
+        " Reports who was let in, what the normal users saw and what became of each"
+        " attacker. Pass --server-arg to change the server's limits, e.g."
+        " --server-arg=--login-timeout=5.")
     p.add_argument("-N", "--users", type=whole(1, 10_000), default=20,
                    help="normal users (default 20)")
     p.add_argument("-M", "--messages", type=whole(1, 1_000_000), default=100,
@@ -37,7 +38,16 @@ def addParser(sub, common, whole):
                    + ", ".join(ATTACKERS) + " (default: all)")
     p.add_argument("--attackers-address", type=_attackersAddress, default=ATTACKERS_ADDRESS,
                    metavar="ADDRESS", help="the one loopback address every attacker connects"
-                   " from (default 127.0.0.1; the normal users come from 127.1.0.1 up)")
+                   " from (default 127.0.0.1; the normal users come from 127.1.0.1 up, the"
+                   " listers from 127.0.5.1 up)")
+    p.add_argument("--rooms", type=whole(0, 10_000_000), default=0, metavar="N",
+                   help="rooms written straight into each phase's fresh database before"
+                   " its server starts, as a server up for a long while holds them; the"
+                   " servers get --max-rooms N more than their default (default 0)")
+    p.add_argument("--listers", type=whole(1, 1000), default=1, metavar="K",
+                   help="how many listers (--attackers lister) list every room again and"
+                   " again, each from an address of its own, 127.0.5.1, 127.0.5.2, ...,"
+                   " since the server lets one address hold 3 connections (default 1)")
     p.add_argument("--warmup", type=_seconds, default=2.0, metavar="SECONDS",
                    help="how long the attackers that come and go run before the normal"
                    " users come (default 2)")

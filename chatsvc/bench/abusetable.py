@@ -75,13 +75,16 @@ ATTACKER_ROWS = [
     ("roomspam_created", "  rooms created"),
     ("roomspam_rooms_stored", "  rooms in the database after the run"),
     ("roomspam_create_refused", "  creates refused"),
-    ("lister_tried", "lister: connections tried"),
+    ("lister_listers", "listers: each from an address of its own"),
+    ("lister_tried", "  connections tried"),
     ("lister_admitted", "  let in (welcomed)"),
     ("lister_refused", "  refused"),
     ("lister_lists", "  lists answered"),
+    ("lister_lists_per_s", "  lists answered a second"),
     ("lister_rooms_listed", "  rooms in its last list"),
     ("lister_bytes", "  read, bytes"),
     ("lister_p50_ms", "  answer time p50, ms"),
+    ("lister_p99_ms", "  answer time p99, ms"),
     ("lister_max_ms", "  answer time max, ms"),
 ]
 
@@ -97,7 +100,7 @@ TOLD = [
     ("squatter_closed_told", "the squatter's connections were closed"),
     ("roomspam_told", "the room spammer was refused"),
     ("roomspam_create_told", "the room spammer's creates were refused"),
-    ("lister_told", "the lister was refused"),
+    ("lister_told", "the listers were refused"),
 ]
 
 
@@ -157,8 +160,11 @@ def table(results, out=None):
     print(f"chatsvc-bench abuse  {params}", file=out)
     print("servers started by the bench, one per phase, with their own limits (nothing"
           " exempt); every attacker from"
-          f" {first.params.get('attackers_address')}, each normal user from an address of"
-          " its own", file=out)
+          f" {first.params.get('attackers_address')} (the listers each from their own),"
+          " each normal user from an address of its own", file=out)
+    if first.params.get("rooms"):
+        print(f"each phase's database held {first.params['rooms']:,} rooms before its server"
+              " started", file=out)
     for line in limitsLine(first.server.get("limits", {})):
         print(line, file=out)
     many = len(results) > 1

@@ -1,6 +1,7 @@
 """
 The attackers of ``chatsvc-bench abuse`` that come and go on connections of
-their own, all from the one attackers' address (L{chatsvc.bench.visits}):
+their own, all from the one attackers' address but the listers, each from
+an address of its own (L{chatsvc.bench.visits}):
 
 - L{Unnamed}: one connection that never chooses a name;
 - L{Reconnector}: names itself, joins the room, says a burst, hangs up and
@@ -9,7 +10,8 @@ their own, all from the one attackers' address (L{chatsvc.bench.visits}):
   never choose a name, and keeps them;
 - L{RoomSpammer}: creates rooms as fast as the server lets it, hanging up
   and coming back after each burst and whenever it is refused;
-- L{Lister}: sends C{list} again and again, reading every answer.
+- L{Lister}: sends C{list} again and again, reading every answer as fast
+  as it comes; L{Listers}: several, each from an address of its own.
 
 Each counts what became of it: connections tried, let in and refused (and
 what the server said), lines said, rooms made. The flooder and the
@@ -17,6 +19,7 @@ non-reader, which stay in the room, are L{chatsvc.bench.abusers}.
 """
 
 import collections
+import re
 import time
 
 from twisted.internet.defer import Deferred
@@ -331,8 +334,63 @@ class RoomSpammer(Attacker):
         return m
 
 
+# Bytes a lister's socket read takes at once (Twisted's default is 64 KiB):
+# a 2 MB answer to list in a few reads, so that the bench's own CPU, which
+# times the normal users, is not what limits the listers.
+LIST_READ = 1 << 20
+
+
+class ListAnswers:
+    """
+    A lister's tally: counts the bytes of the answers to C{list} and sees
+    each one's end (the answer to C{who} sent after it) by searching the
+    chunks as they come, never splitting them into lines.
+    """
+
+    END = b"\n* Online ("  # the answer to who in the Lobby: the list before it is whole
+    ROOMS = re.compile(rb"\* Rooms \((\d+)\)")
+    TAIL = 32  # bytes kept from one read to the next: a marker may straddle two
+
+    def __init__(self, client):
+        self.tail = b""  # set by startCounting: the rest of the line being read
+        self.bytes = 0
+        self.listed = None  # rooms the last answer said there are
+        self._counted = False  # this answer's count of rooms has been read
+        self._waiting = None
+        client.lost.addCallback(lambda _: self._fire(False))
+
+    def next(self) -> Deferred:
+        """Fires True once the answer to the list just sent has all arrived, False if closed."""
+        self._counted = False
+        self._waiting = Deferred()
+        return self._waiting
+
+    def feed(self, data):
+        self.bytes += len(data)
+        seen = self.tail + data
+        if not self._counted:
+            match = self.ROOMS.search(seen)
+            if match:
+                self.listed, self._counted = int(match.group(1)), True
+        end = seen.find(self.END)
+        keep = len(seen) - self.TAIL
+        if end >= 0:
+            keep = max(keep, end + len(self.END))  # never the same end twice
+        self.tail = seen[max(0, keep):]
+        if end >= 0:
+            self._fire(True)
+
+    def _fire(self, answered):
+        d, self._waiting = self._waiting, None
+        if d is not None:
+            d.callback(answered)
+
+
 class Lister(Attacker):
-    """Sends C{list} again and again from the Lobby, reading every answer to its end."""
+    """
+    Sends C{list} again and again from the Lobby, and the next one as soon as
+    the whole answer has arrived: reads as fast as the server sends.
+    """
 
     kind = "lister"
     role = "l"
@@ -345,35 +403,85 @@ class Lister(Attacker):
         self.listed = None  # rooms the last answer said there are
 
     async def attack(self):
-        d = self.run.dialect
+        ask = b"list\n" + self.run.dialect.sync().encode("utf-8") + b"\n"
         while self.running:
             client = await self.enter(self.newName())
             if client is None:
                 continue
+            client.transport.bufferSize = LIST_READ
+            answers = ListAnswers(client)
+            client.startCounting(answers)
             while self.running:
-                start, before = time.perf_counter(), client.bytesReceived
-                client.send(f"list\n{d.sync()}")  # the answer to who ends the list's
-                try:
-                    lines = await client.expect(d.synced(), "the answer to list", errors=False)
-                except BenchError:
+                start, before = time.perf_counter(), answers.bytes
+                client.transport.write(ask)
+                if not await answers.next():
                     break  # closed: come back
                 self.lists += 1
                 self.times.append(time.perf_counter() - start)
-                self.bytes += client.bytesReceived - before
-                for line in lines:
-                    if line.startswith("* Rooms (") and ")" in line:
-                        self.listed = line[len("* Rooms ("):line.index(")")]
+                self.bytes += answers.bytes - before
+                self.listed = answers.listed
 
     def metrics(self):
-        m = super().metrics()
-        times = sorted(self.times)
-        m["lister_lists"] = self.lists
-        m["lister_bytes"] = self.bytes
-        m["lister_rooms_listed"] = int(self.listed) if (self.listed or "").isdigit() else None
-        for name, p in (("p50", 50), ("max", 100)):
-            value = percentile(times, p)
-            m[f"lister_{name}_ms"] = None if value is None else round(value * 1000, 1)
-        return m
+        return listerMetrics([self])
+
+
+class Listers:
+    """
+    K listers, each from an address of its own, as K people each listing:
+    one attacker to the workload (L{Attacker}'s interface), whose metrics
+    add theirs up.
+    """
+
+    kind = Lister.kind
+
+    def __init__(self, listers):
+        self.listers = list(listers)
+        for number, lister in enumerate(self.listers, 1):
+            lister.role = f"l{number}-"  # names of their own: bTOKENl2-1, bTOKENl2-2, ...
+
+    @property
+    def retryDelay(self):
+        return self.listers[0].retryDelay
+
+    @retryDelay.setter
+    def retryDelay(self, seconds):
+        for lister in self.listers:
+            lister.retryDelay = seconds
+
+    def start(self):
+        for lister in self.listers:
+            lister.start()
+
+    async def stop(self):
+        for lister in self.listers:
+            await lister.stop()
+
+    def metrics(self):
+        return listerMetrics(self.listers)
+
+
+def listerMetrics(listers):
+    """The metrics of one or more listers, added up (C{lister_}...)."""
+    refusals = collections.Counter()
+    for lister in listers:
+        refusals.update(lister.refusals)
+    times = sorted(t for lister in listers for t in lister.times)
+    seconds = max((lister.seconds() for lister in listers), default=0)
+    lists = sum(lister.lists for lister in listers)
+    listed = [lister.listed for lister in listers if lister.listed is not None]
+    m = {"lister_listers": len(listers),
+         "lister_tried": sum(lister.tried for lister in listers),
+         "lister_admitted": sum(lister.admitted for lister in listers),
+         "lister_refused": sum(refusals.values()),
+         "lister_told": [[n, line] for line, n in refusals.most_common(3)],
+         "lister_lists": lists,
+         "lister_lists_per_s": round(lists / seconds, 1) if seconds else None,
+         "lister_bytes": sum(lister.bytes for lister in listers),
+         "lister_rooms_listed": max(listed) if listed else None}
+    for name, p in (("p50", 50), ("p99", 99), ("max", 100)):
+        value = percentile(times, p)
+        m[f"lister_{name}_ms"] = None if value is None else round(value * 1000, 1)
+    return m
 
 
 # The attackers that come and go, by the name --attackers knows them by.

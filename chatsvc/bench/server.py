@@ -2,7 +2,8 @@
 The server under test: starting a ``twistd chatroom`` subprocess on a loopback
 port and stopping it (only the process the bench started), finding the PID of
 a server already running from its port, reading its RSS and CPU time from
-/proc, and preloading a fresh history database directly with SQLite.
+/proc, and preloading a fresh database (history, or rooms) directly with
+SQLite.
 """
 
 import collections
@@ -312,6 +313,30 @@ def preloadHistory(path, room, count, payload=64, batch=100_000):
     finally:
         connection.close()
     return room
+
+
+def preloadRooms(path, count, prefix, batch=100_000):
+    """
+    Create a fresh database at C{path} with the server's schema and C{count}
+    empty rooms, C{prefix}1, C{prefix}2, ..., written directly: what a server
+    that has been up a long while holds. The server must not be running on it yet.
+    """
+    if os.path.exists(path):
+        raise BenchError(f"{path} exists already; the preload wants a fresh database.")
+    created = time.time() - 60
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA journal_mode = OFF")
+        connection.execute("PRAGMA synchronous = OFF")
+        connection.executescript(SCHEMA)
+        for start in range(1, count + 1, batch):
+            names = [f"{prefix}{i}" for i in range(start, min(count, start + batch - 1) + 1)]
+            with connection:
+                connection.executemany(
+                    "INSERT INTO rooms (name, key, created) VALUES (?, ?, ?)",
+                    [(name, name.casefold(), created) for name in names])
+    finally:
+        connection.close()
 
 
 def countMessages(path):

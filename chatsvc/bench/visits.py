@@ -6,7 +6,7 @@ Linux routes all of 127.0.0.0/8 to loopback, so a client may bind any of
 those addresses as its source and connect to a server on 127.0.0.1; the
 server then counts it against that address's limits. Each normal user comes
 from an address of its own (L{userAddresses}), every attacker from one
-shared address.
+shared address, but the listers, each from its own (L{listerAddresses}).
 """
 
 import ipaddress
@@ -22,6 +22,7 @@ from chatsvc.bench.server import BenchError
 
 ATTACKERS_ADDRESS = "127.0.0.1"
 FIRST_USER_ADDRESS = "127.1.0.1"  # normal users count up from here
+FIRST_LISTER_ADDRESS = "127.0.5.1"  # and the listers from here
 # Linux: bind the address but let connect() choose the port, with the whole
 # 4-tuple in view, so that a client reconnecting thousands of times from one
 # address reuses ports in TIME_WAIT instead of running out of them.
@@ -30,7 +31,19 @@ IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
 def userAddresses(count, avoid=ATTACKERS_ADDRESS):
     """C{count} loopback addresses for normal users, none of them C{avoid}."""
-    addresses, ip = [], ipaddress.ip_address(FIRST_USER_ADDRESS)
+    return _addressesFrom(FIRST_USER_ADDRESS, count, avoid)
+
+
+def listerAddresses(count, avoid=ATTACKERS_ADDRESS):
+    """
+    C{count} loopback addresses for the listers, one each: the server lets
+    one address hold only a few connections (--max-per-address, 3).
+    """
+    return _addressesFrom(FIRST_LISTER_ADDRESS, count, avoid)
+
+
+def _addressesFrom(first, count, avoid):
+    addresses, ip = [], ipaddress.ip_address(first)
     while len(addresses) < count:
         last = int(ip) & 0xFF
         if last not in (0, 255) and str(ip) != avoid:
