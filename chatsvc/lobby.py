@@ -5,7 +5,6 @@ Lobby calls each user's L{IChatClient}.
 """
 
 import bisect
-import fnmatch
 import re
 import time
 import uuid
@@ -19,27 +18,12 @@ from twisted.python.failure import Failure
 from chatsvc import errors
 from chatsvc.events import Arrival, Joined, Left, MadeWay, Page, Said, Stopping, Whispered
 from chatsvc.settings import Settings
+from chatsvc.rooms import RESERVED_ROOMS, ROOM_NAME, Room, roomMatcher
 from chatsvc.store import DatabaseLost, Message, RoomRecord
 from chatsvc.text import clean
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
-_ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-RESERVED_ROOMS = {"lobby"}  # where everyone is before joining a room: not a room
 STOP_GRACE = 5.0  # seconds users have to receive the goodbye when the server stops
-
-
-def roomMatcher(pattern):
-    """
-    A test for room names: a pattern with C{*} or C{?} is a glob over the
-    whole name, any other a word the name contains; case is ignored.
-    """
-    if not pattern:
-        return None
-    pattern = pattern.casefold()
-    if "*" in pattern or "?" in pattern:
-        match = re.compile(fnmatch.translate(pattern)).match
-        return lambda key: match(key) is not None
-    return lambda key: pattern in key
 
 
 class User:
@@ -56,47 +40,6 @@ class User:
 
     def __repr__(self):
         return f"<User {self.name or '(naming)'}>"
-
-
-class Room:
-    """
-    A room, its members and, while anyone is in it, its newest messages (for
-    join replay): memory grows with the rooms people are in, not with every
-    room that has history.
-    """
-
-    __slots__ = ("id", "name", "key", "created", "members", "nextSeq", "recent",
-                 "delivered", "outbox", "loading")
-    log = Logger()
-
-    def __init__(self, record: RoomRecord):
-        self.id = record.id
-        self.name = record.name
-        self.key = record.name.casefold()
-        self.created = record.created
-        self.members = {}  # User -> None: a set that keeps join order
-        self.nextSeq = record.last_seq + 1
-        self.recent = None  # a deque of the newest messages once read; None: not kept
-        self.delivered = record.last_seq  # the seq of the newest message broadcast
-        self.outbox = []  # stored this turn, to be broadcast at its end
-        self.loading = None  # Deferreds waiting for `recent` to be read
-
-    def broadcast(self, event, exclude=None):
-        """
-        Deliver C{event} to each member. A member whose delivery fails is
-        disconnected afterwards and never stops the others from hearing it.
-        """
-        failed = []
-        for user in self.members:
-            if user is exclude:
-                continue
-            try:
-                user.mind.deliver(event)
-            except Exception:
-                self.log.failure("Delivery to {user} failed", user=user)
-                failed.append(user)
-        for user in failed:
-            user.mind.disconnect("delivery failed")
 
 
 class Lobby(service.Service):
@@ -300,7 +243,7 @@ class Lobby(service.Service):
         if self.stopping:
             raise errors.ServerStopping("The room was not created")
         name = clean(requested).strip()
-        if len(name) > self.settings.room_name_max or not _ROOM_NAME.fullmatch(name):
+        if len(name) > self.settings.room_name_max or not ROOM_NAME.fullmatch(name):
             raise errors.InvalidRoomName(self.settings.room_name_max)
         key = name.casefold()
         if key in RESERVED_ROOMS:

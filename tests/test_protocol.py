@@ -707,7 +707,7 @@ class ListTests(TestCase):
 
     def addRooms(self, count):
         """Rooms straight into the Lobby, as a server with many would load them."""
-        from chatsvc.lobby import Room
+        from chatsvc.rooms import Room
         from chatsvc.store import RoomRecord
         for n in range(count):
             self.lobby._addRoom(Room(RoomRecord(1000 + n, f"room{n:05}", 0.0)))
