@@ -112,3 +112,27 @@ class TwistdTests(TestCase):
         self.assertIn("--history-replay takes a whole number from 0 to 500, not 'lots'",
                       result.stdout + result.stderr)
         self.assertNotIn("Hosting at", result.stdout + result.stderr)
+
+
+class MonotonicClockTests(TestCase):
+    """The server's timers run on a monotonic clock: a wall clock stepped back holds nobody."""
+
+    def test_reactorTimersGoMonotonic(self):
+        import time
+
+        from twisted.internet.testing import MemoryReactorClock
+
+        from chatsvc.tap import _monotonic
+        reactor = MemoryReactorClock()
+        _monotonic(reactor)
+        self.assertIs(reactor.seconds, time.monotonic)
+
+    def test_timersAlreadyPendingKeepTheirClock(self):
+        from twisted.internet.task import Clock
+
+        from chatsvc.tap import _monotonic
+        clock = Clock()
+        clock.getDelayedCalls = lambda: [object()]
+        before = clock.seconds
+        _monotonic(clock)
+        self.assertEqual(clock.seconds, before)
