@@ -79,7 +79,6 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         settings = self.settings = lobby.settings
         self.maxLine = settings.max_line
         self.MAX_LENGTH = self.maxLine + 1  # room for the \r of a \r\n ending
-        sockets.tune(self.transport, settings.keepalive)
         peer = self.transport.getPeer()
         try:
             self.visitor = self.factory.addresses.arrive(peer)
@@ -100,6 +99,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
             else:
                 self.transport.loseConnection()
             return
+        sockets.tune(self.transport, settings.keepalive)  # once admitted: refusals are many
         self.guard = OutputGuard(self.transport, settings.max_output_buffer, self._overflowed)
         if settings.flood_rate > 0:
             self.bucket = self.visitor.lines  # shared by every connection from the address
