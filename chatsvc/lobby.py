@@ -331,17 +331,20 @@ class Lobby(service.Service):
 
         def done(result):
             waiting, room.loading = room.loading, None
-            if isinstance(result, Failure):
+            failed = isinstance(result, Failure)
+            if failed:
                 self.log.failure("Could not read {room}'s history", result, room=room.name)
             for d in waiting:
-                if isinstance(result, Failure):
+                if failed:
                     d.errback(result)
                 else:
                     d.callback(None)
 
-        d = read() if replay and room.delivered else succeed(None)
-        if not replay or not room.delivered:
+        if replay and room.delivered:
+            d = read()
+        else:  # nothing to read
             room.recent = deque(maxlen=replay)
+            d = succeed(None)
         d.addBoth(done)
         return waiter.addErrback(lambda _: self._unreadable(room))
 
@@ -425,7 +428,7 @@ class Lobby(service.Service):
                 room.recent.extend(messages)
                 room.broadcast(Said(room.name, messages))
             else:  # all left while it was being stored: the store has it
-                room.recent = None
+                self._forgetIfEmpty(room)
         delivered, self._delivered = self._delivered, []
         for d, message in delivered:
             d.callback(message)

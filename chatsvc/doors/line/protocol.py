@@ -63,7 +63,7 @@ class ChatProtocol(LineReceiver, TimeoutMixin):
         self._toldSlow = False  # told that flood control is pacing it
         self._heard = False  # a line arrived since a timer last judged this client
         self._holds = set()  # why reading from this client is paused
-        self._timers = {}  # reason -> DelayedCall: "login", "flood", "close"
+        self._timers = {}  # reason -> DelayedCall: "login", "judge", "flood", "close"
         self._closing = False  # aborted: nothing more is written
         self._leaving = False  # closed from this side: nothing more is read
         self.legacy = False  # the peer is the original chatClient.py
