@@ -2,7 +2,8 @@
 
 from twisted.trial.unittest import TestCase
 
-from chatsvc.doors.line import protocol, wording
+from chatsvc.doors import connection
+from chatsvc.doors.line import wording
 from chatsvc.doors.line.commands import COMMANDS
 from tests.support import NOW_STAMP, makeServer
 
@@ -132,7 +133,7 @@ class ServerFullTests(TestCase):
         self.assertTrue(alice.transport.disconnecting)
         alice.send("create ghosts")
         self.assertEqual((alice.read(), lobby.rooms), ([], {}))
-        lobby.clock.advance(protocol.CLOSE_GRACE - 0.1)
+        lobby.clock.advance(connection.CLOSE_GRACE - 0.1)
         self.assertFalse(alice.transport.disconnected)
         lobby.clock.advance(0.1)
         self.assertTrue(alice.transport.disconnected)  # aborted
@@ -720,7 +721,7 @@ class ListTests(TestCase):
         for _ in range(500):
             more = self.ann.read()
             # Never more than the socket takes at once and one piece.
-            self.assertLessEqual(len("\n".join(more)), 65536 + protocol.PAGE_CHUNK + 100)
+            self.assertLessEqual(len("\n".join(more)), 65536 + connection.PAGE_CHUNK + 100)
             received += more
             if more and more[-1].startswith("* Online"):
                 break
@@ -738,7 +739,7 @@ class ListTests(TestCase):
         while clock.getDelayedCalls():
             runTimersFirst(clock)
             turns += 1
-        self.assertGreaterEqual(turns, 20_000 // protocol.PAGE_SCAN)
+        self.assertGreaterEqual(turns, 20_000 // connection.PAGE_SCAN)
         self.assertEqual(self.ann.read()[-1],
                          "* No room matches zzz. Type list to see them all.")
 
