@@ -167,3 +167,13 @@ class ReservedRoomName(ChatError):
 class ServerStopping(ChatError):
     def __init__(self, what: str = "Your message was not sent"):
         super().__init__(f"The server is stopping. {what}.")
+
+
+class NotOperator(ChatError):
+    def __init__(self, room: str):
+        super().__init__(f"Only an operator of {room} can do that.")
+
+
+class NotInThatRoom(ChatError):
+    def __init__(self, name: str, room: str):
+        super().__init__(f"{name} is not in {room}.")

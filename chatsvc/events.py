@@ -44,9 +44,54 @@ class Joined:
 class Left:
     room: str
     name: str
-    # "left", "moved" (joined another room), "quit" (left the chat) or "lost"
-    # (the connection was)
-    why: str = "left"
+    why: str = "left"  # "left", or "moved" (joined another room)
+    text: str = ""  # the reason they gave, if any
+
+
+@dataclass(frozen=True)
+class Quit:
+    """Someone who shared a room with you left the chat: told once, whatever the rooms."""
+
+    name: str
+    why: str = "quit"  # "quit" (they said so) or "lost" (the connection was)
+    text: str = ""  # the reason they gave, if any
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """Someone you share a room with (or you) took a new name."""
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Away:
+    """Someone you share a room with went away (C{text}) or came back (None)."""
+
+    name: str
+    text: object = None
+
+
+@dataclass(frozen=True)
+class ModeChanged:
+    """An operator of a room gave or took a privilege: "+o", "-o", "+v", "-v"."""
+
+    room: str
+    by: str
+    change: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Noticed:
+    """A notice to a room: shown to those there now, not kept in its history."""
+
+    room: str
+    sender: str
+    text: str
+    timestamp: float
+    uid: str
 
 
 @dataclass(frozen=True)
@@ -64,9 +109,14 @@ class Stopping:
 
 @dataclass(frozen=True)
 class Whispered:
+    """A private message (or, with C{notice}, a private notice). Not stored."""
+
     sender: str
     recipient: str
     text: str
+    notice: bool = False
+    timestamp: float = 0.0
+    uid: str = ""
 
 
 @dataclass(frozen=True)

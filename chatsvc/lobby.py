@@ -16,7 +16,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatsvc import errors
-from chatsvc.events import Arrival, Joined, Left, MadeWay, Page, Said, Stopping, Whispered
+from chatsvc.events import (Arrival, Away, Joined, Left, MadeWay, ModeChanged, Noticed, Page,
+                            Quit, Renamed, Said, Stopping, Whispered)
 from chatsvc.settings import Settings
 from chatsvc.rooms import RESERVED_ROOMS, ROOM_NAME, Room, roomMatcher
 from chatsvc.store import DatabaseLost, Message, RoomRecord
@@ -33,6 +34,10 @@ class User:
         self.mind = mind
         self.address = address  # what per-address limits count; None: exempt
         self.name = None
+        self.door = None  # which front door: "native", "irc", ...
+        self.host = None  # the client's address as others are shown it
+        self.realname = ""
+        self.away = None  # what they said when they went away; None: here
         self.rooms = {}  # room key -> Room
         # room key -> the seq of the oldest message this user has been sent
         # there: `history` pages back from it.
@@ -171,10 +176,17 @@ class Lobby(service.Service):
             else:
                 del self._naming[user.address]
 
-    def disconnect(self, user: User, why="lost"):
-        """C{user} has gone: C{why} is "quit" (they said so) or "lost"."""
+    def disconnect(self, user: User, why="lost", text=""):
+        """
+        C{user} has gone: C{why} is "quit" (they said so, maybe with C{text})
+        or "lost". Everyone who shared a room with them is told once.
+        """
+        others = self.neighbours(user)
         for room in list(user.rooms.values()):
-            self._leave(user, room, why)
+            self._leave(user, room, why, announce=False)
+        if user.name is not None:
+            for other in others:
+                self._tell(other, Quit(user.name, why, text))
         if user.name is not None and self.names.get(user.name.casefold()) is user:
             del self.names[user.name.casefold()]
         self.users.discard(user)
@@ -300,6 +312,10 @@ class Lobby(service.Service):
                 self._leave(user, other, "moved")
         others = tuple(u.name for u in room.members)
         room.broadcast(Joined(room.name, user.name))
+        if not room.members:
+            # The first one in runs the room while they stay, as on IRC:
+            # until rooms have owners, nobody else holds anything over it.
+            room.operators.add(user)
         room.members[user] = None
         self._occupied.add(room)
         user.rooms[room.key] = room
@@ -352,17 +368,28 @@ class Lobby(service.Service):
     def _unreadable(room):
         raise errors.NotRead(room.name)
 
-    def leave(self, user: User, room):
-        self._leave(user, room, "left")
+    def leave(self, user: User, room, text=""):
+        self._leave(user, room, "left", text)
 
-    def _leave(self, user, room, why):
+    def _leave(self, user, room, why, text="", announce=True):
         room.members.pop(user, None)
+        room.operators.discard(user)
+        room.voiced.discard(user)
         user.rooms.pop(room.key, None)
         user.cursors.pop(room.key, None)
         if not room.members:
             self._occupied.discard(room)
             self._forgetIfEmpty(room)
-        room.broadcast(Left(room.name, user.name, why))
+        if announce:
+            room.broadcast(Left(room.name, user.name, why, text))
+
+    def neighbours(self, user: User) -> dict:
+        """Everyone who shares a room with C{user}, each once (an ordered set)."""
+        others = {}
+        for room in user.rooms.values():
+            others.update(room.members)
+        others.pop(user, None)
+        return others
 
     @staticmethod
     def _forgetIfEmpty(room):
@@ -372,7 +399,7 @@ class Lobby(service.Service):
 
     # Talking
 
-    def say(self, user: User, room: Room, text: str) -> Deferred:
+    def say(self, user: User, room: Room, text: str, uid=None) -> Deferred:
         """
         Store a message, then send it to everyone in the room, the sender
         included: their copy is the acknowledgement that it is stored. The
@@ -385,8 +412,8 @@ class Lobby(service.Service):
         text = clean(text)
         if not text.strip():
             raise errors.EmptyMessage()
-        message = Message(room.id, room.nextSeq, uuid.uuid4().hex, user.name, text,
-                          self._now())
+        message = Message(room.id, room.nextSeq, uid or self.newUid(), user.name, text,
+                          self.now())
         room.nextSeq += 1
         d = self.store.addMessage(message)
         self._handedIn += 1
@@ -443,17 +470,91 @@ class Lobby(service.Service):
         self._release()
         raise errors.NotStored(then=self._notStoredBecause(failure))
 
-    def whisper(self, user: User, name: str, text: str) -> Whispered:
-        """A private message to one online user, wherever they are. Not stored."""
+    def now(self) -> float:
+        """A time stamp, to the millisecond: what clients are shown is what is kept."""
+        return round(self._now(), 3)
+
+    @staticmethod
+    def newUid() -> str:
+        return uuid.uuid4().hex
+
+    def whisper(self, user: User, name: str, text: str, notice=False) -> Whispered:
+        """
+        A private message (or notice) to one online user, wherever they are.
+        Not stored. The sender's front door shows their own copy.
+        """
         recipient = self.names.get(name.casefold())
         if recipient is None:
             raise errors.NoSuchUser(clean(name))
         text = clean(text)
         if not text.strip():
             raise errors.EmptyMessage()
-        event = Whispered(user.name, recipient.name, text)
+        event = Whispered(user.name, recipient.name, text, notice, self.now(), self.newUid())
         if recipient is not user:
             self._tell(recipient, event)
+        return event
+
+    def notice(self, user: User, room: Room, text: str) -> Noticed:
+        """
+        A notice to a room (IRC's NOTICE): the others there now are shown
+        it; it is not kept in the history. The sender's door shows their copy.
+        """
+        if room.key not in user.rooms:
+            raise errors.NotInRoom("talk there")
+        text = clean(text)
+        if not text.strip():
+            raise errors.EmptyMessage()
+        event = Noticed(room.name, user.name, text, self.now(), self.newUid())
+        room.broadcast(event, exclude=user)
+        return event
+
+    def setAway(self, user: User, text=None):
+        """C{user} is away (saying C{text}), or back (None); their neighbours hear it."""
+        text = clean(text).strip() if text else None
+        if text == user.away:
+            return
+        user.away = text or None
+        for other in self.neighbours(user):
+            self._tell(other, Away(user.name, user.away))
+
+    def rename(self, user: User, requested: str) -> str:
+        """Give C{user} a new name; they and everyone who shares a room with them are told."""
+        name = clean(requested).strip()
+        if len(name) > self.settings.name_max or not _NAME.fullmatch(name):
+            raise errors.InvalidName(self.settings.name_max)
+        old = user.name
+        if name == old:
+            return name
+        holder = self.names.get(name.casefold())
+        if holder is not None and holder is not user:
+            raise errors.NameTaken(name)
+        del self.names[old.casefold()]
+        user.name = name
+        self.names[name.casefold()] = user
+        event = Renamed(old, name)
+        for other in (user, *self.neighbours(user)):
+            self._tell(other, event)
+        self.log.info("{old} is now {new}", old=old, new=name)
+        return name
+
+    def setPrivilege(self, user: User, room: Room, name: str, privilege: str, on: bool):
+        """
+        An operator of C{room} makes C{name} an operator ("o") or voices them
+        ("v"), or takes it back; everyone in the room is told.
+        """
+        if user not in room.operators:
+            raise errors.NotOperator(room.name)
+        target = self.names.get(name.casefold())
+        if target is None:
+            raise errors.NoSuchUser(clean(name))
+        if target not in room.members:
+            raise errors.NotInThatRoom(target.name, room.name)
+        holders = room.operators if privilege == "o" else room.voiced
+        if (target in holders) == on:
+            return None
+        (holders.add if on else holders.discard)(target)
+        event = ModeChanged(room.name, user.name, ("+" if on else "-") + privilege, target.name)
+        room.broadcast(event)
         return event
 
     def _tell(self, user, event):
@@ -484,6 +585,32 @@ class Lobby(service.Service):
         user.cursors[room.key] = low
         d = self.store.page(room.id, low, cursor)
         return d.addCallback(lambda messages: Page(room.name, messages, low - 1))
+
+    # Reading history by position (IRCv3 CHATHISTORY)
+
+    def _readable(self, user, room):
+        if room.key not in user.rooms:
+            raise errors.NotInRoom("read its history")
+
+    def messagesBetween(self, user: User, room: Room, low: int, high: int) -> Deferred:
+        """The messages of C{room} with C{low <= seq < high} that have been sent, oldest first."""
+        self._readable(user, room)
+        low, high = max(1, low), min(high, room.delivered + 1)
+        if low >= high:
+            return succeed([])
+        return self.store.page(room.id, low, high)
+
+    def seqOf(self, user: User, room: Room, uid: str) -> Deferred:
+        """The seq of the message with C{uid} in C{room}, or None."""
+        self._readable(user, room)
+        return self.store.seqOf(room.id, uid).addCallback(
+            lambda seq: seq if seq is not None and seq <= room.delivered else None)
+
+    def seqAt(self, user: User, room: Room, timestamp: float) -> Deferred:
+        """The seq of the first message of C{room} stamped at or after C{timestamp}."""
+        self._readable(user, room)
+        return self.store.seqAt(room.id, timestamp).addCallback(
+            lambda seq: room.delivered + 1 if seq is None else min(seq, room.delivered + 1))
 
     def online(self) -> list:
         """The names of everyone online, by name."""

@@ -36,7 +36,7 @@ class Room:
     """
 
     __slots__ = ("id", "name", "key", "created", "members", "nextSeq", "recent",
-                 "delivered", "outbox", "loading")
+                 "delivered", "outbox", "loading", "operators", "voiced")
     log = Logger()
 
     def __init__(self, record: RoomRecord):
@@ -50,6 +50,8 @@ class Room:
         self.delivered = record.last_seq  # the seq of the newest message broadcast
         self.outbox = []  # stored this turn, to be broadcast at its end
         self.loading = None  # Deferreds waiting for `recent` to be read
+        self.operators = set()  # members who may give and take privileges here
+        self.voiced = set()
 
     def broadcast(self, event, exclude=None):
         """

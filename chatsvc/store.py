@@ -84,6 +84,12 @@ class IHistoryStore(Interface):
     def page(room_id, low, high):
         """The messages of a room with C{low <= seq < high}, oldest first (Deferred)."""
 
+    def seqOf(room_id, uid):
+        """The seq of the message of a room with C{uid}, or None (Deferred)."""
+
+    def seqAt(room_id, timestamp):
+        """The seq of a room's first message stamped at or after C{timestamp}, or None."""
+
     def close():
         """Finish every pending write, then release the store (Deferred)."""
 
@@ -104,6 +110,9 @@ CREATE TABLE IF NOT EXISTS messages (
     ts REAL NOT NULL,
     PRIMARY KEY (room_id, seq)  -- every read is a range of one room's seqs
 ) WITHOUT ROWID;
+-- CHATHISTORY finds a message by its id or its time
+CREATE INDEX IF NOT EXISTS messages_by_uid ON messages (uid);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (room_id, ts);
 """
 _COLUMNS = "room_id, seq, uid, sender, text, ts"
 
@@ -253,6 +262,16 @@ class SQLiteStore:
             f"SELECT {_COLUMNS} FROM messages WHERE room_id = ? AND seq >= ? AND seq < ?"
             " ORDER BY seq", (room_id, low, high))
         return d.addCallback(lambda rows: [Message(*r) for r in rows])
+
+    def seqOf(self, room_id: int, uid: str) -> Deferred:
+        return self._pool.runQuery(
+            "SELECT seq FROM messages WHERE uid = ? AND room_id = ?", (uid, room_id)
+        ).addCallback(lambda rows: rows[0][0] if rows else None)
+
+    def seqAt(self, room_id: int, timestamp: float) -> Deferred:
+        return self._pool.runQuery(
+            "SELECT MIN(seq) FROM messages WHERE room_id = ? AND ts >= ?",
+            (room_id, timestamp)).addCallback(lambda rows: rows[0][0])
 
     def close(self) -> Deferred:
         if self._pool is None or self._closing:

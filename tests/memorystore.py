@@ -61,6 +61,14 @@ class MemoryStore:
     def page(self, room_id, low, high):
         return succeed([m for m in self.messages.get(room_id, []) if low <= m.seq < high])
 
+    def seqOf(self, room_id, uid):
+        return succeed(next((m.seq for m in self.messages.get(room_id, []) if m.uid == uid),
+                            None))
+
+    def seqAt(self, room_id, timestamp):
+        return succeed(next((m.seq for m in self.messages.get(room_id, [])
+                             if m.timestamp >= timestamp), None))
+
     def close(self):
         """Like a real store, once what is being written is written."""
         self.closed = True

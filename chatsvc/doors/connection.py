@@ -50,6 +50,7 @@ class Connection(LineReceiver, TimeoutMixin):
     """
 
     delimiter = b"\n"  # a trailing \r is stripped in lineReceived
+    door = None  # the door's name, for whoever looks at its users
     log = Logger()
 
     def __init__(self):
@@ -125,6 +126,8 @@ class Connection(LineReceiver, TimeoutMixin):
             else:
                 self.transport.loseConnection()
             return
+        self.user.door = self.door
+        self.user.host = getattr(peer, "host", None) or "localhost"  # UNIX sockets have none
         sockets.tune(self.transport, settings.keepalive)  # once admitted: refusals are many
         self.guard = OutputGuard(self.transport, settings.max_output_buffer, self._overflowed)
         if settings.flood_rate > 0:

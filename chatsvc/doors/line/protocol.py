@@ -23,6 +23,8 @@ NAME_WORDS = {"quit": "quit", "/quit": "quit", "help": "help", "/help": "help",
 
 @implementer(IChatClient)
 class ChatProtocol(Connection):
+    door = "native"
+
     def __init__(self):
         super().__init__()
         self.legacy = False  # the peer is the original chatClient.py
@@ -239,7 +241,10 @@ class ChatProtocol(Connection):
                 data = event.rendered["native"] = wording.said(event.messages)
             self.write(data)
         else:
-            self.line(wording.event(event))
+            room = self.room
+            text = wording.event(event, room.name if room else "the Lobby")
+            if text is not None:
+                self.line(text)
             self.closing(event)
 
     def notice(self, text):

@@ -7,7 +7,8 @@ the protocol decides when and how fast they are sent.
 import time
 
 from chatsvc.doors.line.commands import helpLines
-from chatsvc.events import Joined, Left, MadeWay, Stopping, Whispered
+from chatsvc.events import (Away, Joined, Left, MadeWay, ModeChanged, Noticed, Quit, Renamed,
+                            Stopping, Whispered)
 from chatsvc.text import plural
 
 NAME_PROMPT = "Enter your screen name:"
@@ -35,14 +36,38 @@ def said(messages) -> bytes:
     return "".join(f"<{m.sender}> {m.text}\n" for m in messages).encode("utf-8")
 
 
-def event(happened) -> str:
-    """A join, a leave, a private message or a closing, as one line."""
+def _because(text):
+    return f": {text}" if text else ""
+
+
+def event(happened, room=None):
+    """
+    A join, a leave, a private message or a closing, as one line; None for
+    what this door does not show (someone going away). C{room} is the name
+    of the room the user is in, for what happens wherever it happens.
+    """
     if type(happened) is Joined:
         return f"* {happened.name} joined {happened.room}"
     if type(happened) is Left:
-        return f"* {happened.name} left {happened.room}{_WHY.get(happened.why, '')}"
+        return (f"* {happened.name} left {happened.room}{_WHY.get(happened.why, '')}"
+                f"{_because(happened.text)}")
+    if type(happened) is Quit:
+        return (f"* {happened.name} left {room}{_WHY.get(happened.why, '')}"
+                f"{_because(happened.text)}")
+    if type(happened) is Renamed:
+        return f"* {happened.old} is now known as {happened.new}"
     if type(happened) is Whispered:
-        return f"<- {happened.sender}: {happened.text}"
+        marker = "<- (notice) " if happened.notice else "<- "
+        return f"{marker}{happened.sender}: {happened.text}"
+    if type(happened) is Noticed:
+        return f"* Notice from {happened.sender}: {happened.text}"
+    if type(happened) is ModeChanged:
+        what = {"o": "operator", "v": "voice"}[happened.change[1]]
+        if happened.change[0] == "+":
+            return f"* {happened.by} gave {happened.name} {what} in {happened.room}"
+        return f"* {happened.by} took {what} in {happened.room} from {happened.name}"
+    if type(happened) is Away:
+        return None
     if type(happened) is MadeWay:
         return ("! You did not choose a screen name, and a newer connection needed"
                 " your place. Goodbye.")
