@@ -2,6 +2,7 @@
 
 import gc
 import os
+import socket
 import time
 
 from twisted.application.service import MultiService, Service
@@ -14,6 +15,7 @@ from zope.interface import implementer
 from chatsvc import startup
 from chatsvc.doors.addresses import Addresses, parseExempt
 from chatsvc.doors.flow import Pacer
+from chatsvc.doors.irc.protocol import IRCFactory
 from chatsvc.doors.line.protocol import ChatFactory
 from chatsvc.doors.sockets import deadAfter
 from chatsvc.lobby import Lobby
@@ -90,11 +92,20 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
         ["create-burst", None, Settings.create_burst,
          "Rooms one address may create at once before --create-rate applies"
          " (1-10000)."],
+        ["irc-server-name", None, None,
+         "The server's name on the IRC door, in numerics and prefixes"
+         " (default: this host's name)."],
+        ["irc-password", None, None,
+         "A password IRC clients must give (PASS) to connect (default: none)."],
+        ["irc-ping-interval", None, 120.0,
+         "Seconds of silence after which the IRC door pings a client; one that"
+         " does not answer within as long again is dropped (0 = never ping)."],
     ]
 
     def __init__(self):
         super().__init__()
         self["listen"] = []
+        self["irc"] = []
         self["exempt"] = []
 
     def opt_exempt(self, description):
@@ -110,13 +121,24 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
         """Listen on this endpoint description (repeatable; default tcp:3000), e.g. tcp:3000:interface=127.0.0.1, ssl:3443:privateKey=key.pem:certKey=cert.pem or unix:/run/chatsvc.sock."""  # noqa: E501 (usage folds it)
         self["listen"].append(description)
 
+    def opt_irc(self, description):
+        """Serve IRC on this endpoint description too (repeatable; off by default), e.g. tcp:6667 or ssl:6697:privateKey=key.pem:certKey=cert.pem."""  # noqa: E501
+        self["irc"].append(description)
+
     def postOptions(self):
         from twisted.internet import reactor
 
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
-        for description in self["listen"]:
+        for description in self["listen"] + self["irc"]:
             startup.checkListen(reactor, description)  # parses; does not listen
+        name = self["irc-server-name"] or socket.gethostname()
+        if not name or any(c in name for c in " :!@*?,\r\n") or len(name) > 63:
+            raise usage.UsageError(
+                f"--irc-server-name takes a host-like name such as irc.example.org,"
+                f" not {name!r}.")
+        self["irc-server-name"] = name
+        self["irc-ping-interval"] = _number(self, "irc-ping-interval", 0, 86_400, float)
         if self["durability"] not in SYNCHRONOUS:
             raise usage.UsageError(
                 f"--durability takes full or crash, not {self['durability']!r}.")
@@ -213,8 +235,15 @@ def makeService(options) -> MultiService:
     if options.settings.keepalive:
         Logger().info("A client that vanishes is dropped within {seconds} s",
                       seconds=deadAfter(options.settings.keepalive))
-    factory = ChatFactory(lobby, addresses, Pacer(reactor))  # both shared by every door
-    for description in options["listen"]:
-        endpoint = _Announced(endpoints.serverFromString(reactor, description), description)
-        startup.Listener(endpoint, factory, description).setServiceParent(top)
+    pacer = Pacer(reactor)  # shared by every door, as the addresses are
+    doors = [(ChatFactory(lobby, addresses, pacer), options["listen"])]
+    if options["irc"]:
+        doors.append((IRCFactory(lobby, addresses, pacer, options["irc-server-name"],
+                                 options["irc-password"], options["irc-ping-interval"]),
+                      options["irc"]))
+    for factory, descriptions in doors:
+        for description in descriptions:
+            endpoint = _Announced(endpoints.serverFromString(reactor, description),
+                                  description)
+            startup.Listener(endpoint, factory, description).setServiceParent(top)
     return top
