@@ -29,6 +29,9 @@ class Said:
 
     room: str
     messages: tuple
+    # uid -> the client-only tags (IRCv3 "+name": value) a message came with:
+    # relayed live to doors that show them, never kept in the history.
+    tags: dict = field(default_factory=dict)
     # Filled in by the first front door that renders this event, so lines sent
     # to a hundred members are encoded once.
     rendered: dict = field(default_factory=dict)
@@ -75,12 +78,27 @@ class Away:
 
 @dataclass(frozen=True)
 class ModeChanged:
-    """An operator of a room gave or took a privilege: "+o", "-o", "+v", "-v"."""
+    """
+    An operator of a room gave or took a privilege ("+o", "-o", "+v", "-v"
+    for C{name}) or changed the room ("+s", "-s": secret, C{name} None).
+    """
 
     room: str
     by: str
     change: str
-    name: str
+    name: object
+
+
+@dataclass(frozen=True)
+class Signalled:
+    """A message with nothing to keep (IRCv3 TAGMSG), to a room or to one user."""
+
+    room: object  # the room's name, or None for a private one
+    sender: str
+    recipient: object  # the user's name, or None for a room
+    timestamp: float
+    uid: str
+    tags: dict = field(default_factory=dict)  # client-only tags
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,7 @@ class Noticed:
     text: str
     timestamp: float
     uid: str
+    tags: dict = field(default_factory=dict)  # client-only tags, relayed, not kept
 
 
 @dataclass(frozen=True)
@@ -117,6 +136,7 @@ class Whispered:
     notice: bool = False
     timestamp: float = 0.0
     uid: str = ""
+    tags: dict = field(default_factory=dict)  # client-only tags, relayed, not kept
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 
 from chatsvc import errors
 from chatsvc.events import (Arrival, Away, Joined, Left, MadeWay, ModeChanged, Noticed, Page,
-                            Quit, Renamed, Said, Stopping, Whispered)
+                            Quit, Renamed, Said, Signalled, Stopping, Whispered)
 from chatsvc.settings import Settings
 from chatsvc.rooms import RESERVED_ROOMS, ROOM_NAME, Room, roomMatcher
 from chatsvc.store import DatabaseLost, Message, RoomRecord
@@ -38,6 +38,7 @@ class User:
         self.host = None  # the client's address as others are shown it
         self.realname = ""
         self.away = None  # what they said when they went away; None: here
+        self.operator = False  # a server operator
         self.rooms = {}  # room key -> Room
         # room key -> the seq of the oldest message this user has been sent
         # there: `history` pages back from it.
@@ -82,6 +83,8 @@ class Lobby(service.Service):
         self._broadcasting = False  # a broadcast is due at the end of this turn
         self._nextRoomId = 1
         self._guests = 0
+        self._clientTags = {}  # uid -> client-only tags of a message not yet sent
+        self.mostOnline = 0  # the most users online at once since the start
 
     # Start and stop
 
@@ -207,6 +210,7 @@ class Lobby(service.Service):
             raise errors.NameTaken(name)
         user.name = name
         self.names[name.casefold()] = user
+        self.mostOnline = max(self.mostOnline, len(self.names))
         self._named(user)
         return name
 
@@ -219,7 +223,7 @@ class Lobby(service.Service):
 
     # Rooms
 
-    def roomList(self, pattern=None):
+    def roomList(self, pattern=None, viewer=None):
         """
         (name, users online) for every room, or those C{pattern} matches (see
         L{roomMatcher}): the busiest first, then by name. Lazy, so a front
@@ -228,6 +232,13 @@ class Lobby(service.Service):
         can bound the work of one turn however few match.
         """
         match = roomMatcher(pattern)
+        if viewer is not None:  # secret rooms are listed only to who is in them
+            inner = match or (lambda key: True)
+
+            def match(key, inner=inner):
+                room = self.rooms.get(key)
+                return inner(key) and not (room is not None and room.secret
+                                           and viewer not in room.members)
         busy = sorted(self._occupied, key=lambda r: (-len(r.members), r.key))
         keys = self._byName  # replaced, not changed, by a new room: safe to walk
         for room in busy:
@@ -399,7 +410,7 @@ class Lobby(service.Service):
 
     # Talking
 
-    def say(self, user: User, room: Room, text: str, uid=None) -> Deferred:
+    def say(self, user: User, room: Room, text: str, uid=None, tags=None) -> Deferred:
         """
         Store a message, then send it to everyone in the room, the sender
         included: their copy is the acknowledgement that it is stored. The
@@ -415,9 +426,12 @@ class Lobby(service.Service):
         message = Message(room.id, room.nextSeq, uid or self.newUid(), user.name, text,
                           self.now())
         room.nextSeq += 1
+        if tags:  # relayed with the message when it is sent, not stored
+            self._clientTags[message.uid] = tags
         d = self.store.addMessage(message)
         self._handedIn += 1
-        d.addCallbacks(self._stored, self._notStored, (room, message))
+        d.addCallbacks(self._stored, self._notStored, (room, message),
+                       errbackArgs=(room, message))
         return d
 
     def _stored(self, _, room, message):
@@ -453,8 +467,15 @@ class Lobby(service.Service):
             room.delivered = messages[-1].seq
             if room.members:
                 room.recent.extend(messages)
-                room.broadcast(Said(room.name, messages))
+                tags = {}
+                if self._clientTags:
+                    for m in messages:
+                        if m.uid in self._clientTags:
+                            tags[m.uid] = self._clientTags.pop(m.uid)
+                room.broadcast(Said(room.name, messages, tags))
             else:  # all left while it was being stored: the store has it
+                for m in messages:
+                    self._clientTags.pop(m.uid, None)
                 self._forgetIfEmpty(room)
         delivered, self._delivered = self._delivered, []
         for d, message in delivered:
@@ -465,7 +486,8 @@ class Lobby(service.Service):
         """What to tell the sender: try again, or nothing will be stored for now."""
         return errors.NotStored.LOST if failure.check(DatabaseLost) else errors.NotStored.AGAIN
 
-    def _notStored(self, failure):
+    def _notStored(self, failure, room, message):
+        self._clientTags.pop(message.uid, None)
         self._returned += 1
         self._release()
         raise errors.NotStored(then=self._notStoredBecause(failure))
@@ -478,7 +500,7 @@ class Lobby(service.Service):
     def newUid() -> str:
         return uuid.uuid4().hex
 
-    def whisper(self, user: User, name: str, text: str, notice=False) -> Whispered:
+    def whisper(self, user: User, name: str, text: str, notice=False, tags=None) -> Whispered:
         """
         A private message (or notice) to one online user, wherever they are.
         Not stored. The sender's front door shows their own copy.
@@ -489,12 +511,13 @@ class Lobby(service.Service):
         text = clean(text)
         if not text.strip():
             raise errors.EmptyMessage()
-        event = Whispered(user.name, recipient.name, text, notice, self.now(), self.newUid())
+        event = Whispered(user.name, recipient.name, text, notice, self.now(), self.newUid(),
+                          tags or {})
         if recipient is not user:
             self._tell(recipient, event)
         return event
 
-    def notice(self, user: User, room: Room, text: str) -> Noticed:
+    def notice(self, user: User, room: Room, text: str, tags=None) -> Noticed:
         """
         A notice to a room (IRC's NOTICE): the others there now are shown
         it; it is not kept in the history. The sender's door shows their copy.
@@ -504,7 +527,7 @@ class Lobby(service.Service):
         text = clean(text)
         if not text.strip():
             raise errors.EmptyMessage()
-        event = Noticed(room.name, user.name, text, self.now(), self.newUid())
+        event = Noticed(room.name, user.name, text, self.now(), self.newUid(), tags or {})
         room.broadcast(event, exclude=user)
         return event
 
@@ -536,6 +559,37 @@ class Lobby(service.Service):
             self._tell(other, event)
         self.log.info("{old} is now {new}", old=old, new=name)
         return name
+
+    def setSecret(self, user: User, room: Room, secret: bool):
+        """An operator makes C{room} secret (listed only to who is in it) or not."""
+        if user not in room.operators:
+            raise errors.NotOperator(room.name)
+        if room.secret == secret:
+            return None
+        room.secret = secret
+        event = ModeChanged(room.name, user.name, "+s" if secret else "-s", None)
+        room.broadcast(event)
+        return event
+
+    def signal(self, user: User, room=None, name=None, tags=None):
+        """
+        A message with nothing to keep (IRCv3 TAGMSG) to C{room}'s others or
+        to C{name}: shown to those whose doors show such things.
+        """
+        stamp, uid = self.now(), self.newUid()
+        if room is not None:
+            if room.key not in user.rooms:
+                raise errors.NotInRoom("talk there")
+            event = Signalled(room.name, user.name, None, stamp, uid, tags or {})
+            room.broadcast(event, exclude=user)
+            return event
+        recipient = self.names.get(name.casefold())
+        if recipient is None:
+            raise errors.NoSuchUser(clean(name))
+        event = Signalled(None, user.name, recipient.name, stamp, uid, tags or {})
+        if recipient is not user:
+            self._tell(recipient, event)
+        return event
 
     def setPrivilege(self, user: User, room: Room, name: str, privilege: str, on: bool):
         """

@@ -36,7 +36,7 @@ class Room:
     """
 
     __slots__ = ("id", "name", "key", "created", "members", "nextSeq", "recent",
-                 "delivered", "outbox", "loading", "operators", "voiced")
+                 "delivered", "outbox", "loading", "operators", "voiced", "secret")
     log = Logger()
 
     def __init__(self, record: RoomRecord):
@@ -52,6 +52,7 @@ class Room:
         self.loading = None  # Deferreds waiting for `recent` to be read
         self.operators = set()  # members who may give and take privileges here
         self.voiced = set()
+        self.secret = False  # listed only to its members
 
     def broadcast(self, event, exclude=None):
         """

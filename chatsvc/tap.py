@@ -106,6 +106,7 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
         super().__init__()
         self["listen"] = []
         self["irc"] = []
+        self["oper"] = {}
         self["exempt"] = []
 
     def opt_exempt(self, description):
@@ -120,6 +121,13 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
     def opt_listen(self, description):
         """Listen on this endpoint description (repeatable; default tcp:3000), e.g. tcp:3000:interface=127.0.0.1, ssl:3443:privateKey=key.pem:certKey=cert.pem or unix:/run/chatsvc.sock."""  # noqa: E501 (usage folds it)
         self["listen"].append(description)
+
+    def opt_oper(self, entry):
+        """NAME:PASSWORD that makes an IRC user a server operator with OPER NAME PASSWORD (repeatable; none by default). Until accounts come, the password is given here: keep it out of shared shell histories."""  # noqa: E501
+        name, sep, password = entry.partition(":")
+        if not sep or not name or not password:
+            raise usage.UsageError(f"--oper takes NAME:PASSWORD, not {entry!r}.")
+        self["oper"][name] = password
 
     def opt_irc(self, description):
         """Serve IRC on this endpoint description too (repeatable; off by default), e.g. tcp:6667 or ssl:6697:privateKey=key.pem:certKey=cert.pem."""  # noqa: E501
@@ -239,7 +247,8 @@ def makeService(options) -> MultiService:
     doors = [(ChatFactory(lobby, addresses, pacer), options["listen"])]
     if options["irc"]:
         doors.append((IRCFactory(lobby, addresses, pacer, options["irc-server-name"],
-                                 options["irc-password"], options["irc-ping-interval"]),
+                                 options["irc-password"], options["irc-ping-interval"],
+                                 options["oper"]),
                       options["irc"]))
     for factory, descriptions in doors:
         for description in descriptions:

@@ -92,6 +92,10 @@ class Connection(LineReceiver, TimeoutMixin):
     def textReceived(self, text):
         raise NotImplementedError
 
+    def undecodable(self, raw) -> bool:
+        """A line that is not UTF-8: True if refused, False to read it with U+FFFD for each bad byte."""
+        return False
+
     def encode(self, line: str) -> bytes:
         return line.encode("utf-8") + b"\n"
 
@@ -270,6 +274,8 @@ class Connection(LineReceiver, TimeoutMixin):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
+            if self.undecodable(raw):
+                return
             # Each invalid byte becomes U+FFFD, three bytes: bound what is
             # stored and sent, not only what is read.
             text = raw.decode("utf-8", "replace")

@@ -5,8 +5,11 @@ channels (room ``kitchen`` is ``#kitchen``); names and nicks are one namespace.
 """
 
 import fnmatch
+import hmac
 import re
 import time
+
+from twisted.internet.defer import Deferred
 
 from twisted.internet.protocol import ServerFactory
 from zope.interface import implementer
@@ -17,11 +20,12 @@ from chatsvc.doors.irc import history, wording as w
 from chatsvc.doors.irc.labels import Labels, batchId
 from chatsvc.doors.irc.message import format, parse
 from chatsvc.events import (Away, IChatClient, Joined, Left, MadeWay, ModeChanged, Noticed,
-                            Quit, Renamed, Said, Stopping, Whispered)
+                            Quit, Renamed, Said, Signalled, Stopping, Whispered)
 from chatsvc.rooms import ROOM_NAME
 from chatsvc.text import clean
 
 REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"}  # before 001
+TAGS_MAX = 4096  # bytes of tags a client may send, with the '@' and the space (IRCv3)
 _NICK = re.compile(r"[A-Za-z0-9_-]+")  # the Lobby's names
 
 
@@ -39,7 +43,10 @@ class IRCProtocol(Connection):
         self.registered = False
         self.invisible = False
         self._pinged = False  # a PING of ours is waiting for an answer
+        self.clientTags = {}  # the client-only tags of the line being handled
         self.labels = Labels(self)
+        self._unconfirmed = 0  # messages to channels said but not yet stored and sent
+        self._whenConfirmed = None  # the next command, waiting for them
         self.signon = time.time()
         self.lastSpoke = time.time()
 
@@ -79,13 +86,16 @@ class IRCProtocol(Connection):
 
     # Output
 
-    def tags(self, timestamp=None, uid=None) -> dict:
-        """The tags this client takes on a message or event."""
+    def tags(self, timestamp=None, uid=None, client=None) -> dict:
+        """The tags this client takes on a message or event (C{client}: its client-only tags)."""
         tags = {}
         if "server-time" in self.caps:
             tags["time"] = w.isoTime(timestamp if timestamp is not None else time.time())
-        if uid and "message-tags" in self.caps:
-            tags["msgid"] = uid
+        if "message-tags" in self.caps:
+            if uid:
+                tags["msgid"] = uid
+            if client:
+                tags.update(client)
         return tags
 
     def reply(self, command, *params, source=None, tags=None):
@@ -107,10 +117,37 @@ class IRCProtocol(Connection):
 
     # Reading
 
+    def undecodable(self, raw):
+        command = raw.split(b" ", 2)
+        command = command[1] if raw.startswith((b"@", b":")) and len(command) > 1 else command[0]
+        command = command.decode("ascii", "replace").upper()[:32] or "*"
+        self.line(format("FAIL", command, "INVALID_UTF8",
+                         "That line is not UTF-8; it was discarded.", source=self.server))
+        return True
+
+    def connectionMade(self):
+        super().connectionMade()
+        if self.user is not None:  # room for the tags besides the line itself
+            self.maxLine = self.settings.max_line + TAGS_MAX
+            self.MAX_LENGTH = self.maxLine + 1
+
     def textReceived(self, text):
         self._pinged = False
+        tagged = text.startswith("@")
+        if tagged and len(text.partition(" ")[0].encode("utf-8")) + 1 > TAGS_MAX or \
+                len((text.partition(" ")[2] if tagged else text).encode("utf-8")) \
+                > self.settings.max_line:
+            return self.tooLong()
         message = parse(text)
         if not message.command:
+            return
+        self.clientTags = {k: v for k, v in message.tags.items() if k.startswith("+")}
+        if self._unconfirmed and not self._pipelined(message):
+            # Answer in order: whatever follows a message waits until it is
+            # stored and sent (its echo first, then this command's answer).
+            self._whenConfirmed = d = Deferred()
+            d.addCallback(lambda _: self.textReceived(text))
+            self.waitFor(d, self._refused)
             return
         self.labels.begin(message.tags.get("label") if "labeled-response" in self.caps else None)
         try:
@@ -122,6 +159,19 @@ class IRCProtocol(Connection):
             self.failed()
         finally:
             self.labels.end()
+
+    @staticmethod
+    def _pipelined(message):
+        """Messages to channels follow one another without waiting to be stored."""
+        return (message.command == "PRIVMSG" and "label" not in message.tags
+                and len(message.params) > 1 and message.params[0].startswith("#"))
+
+    def _confirmed(self, result):
+        self._unconfirmed -= 1
+        if not self._unconfirmed and self._whenConfirmed is not None:
+            waiting, self._whenConfirmed = self._whenConfirmed, None
+            waiting.callback(None)
+        return result
 
     def dispatch(self, message):
         command, params = message.command, message.params
@@ -196,7 +246,7 @@ class IRCProtocol(Connection):
     def irc_USER(self, message, *params):
         if self.registered:
             return self.numeric(w.ERR_ALREADYREGISTERED, "You may not reregister")
-        if len(params) < 4 or not params[0]:
+        if len(params) < 4 or not params[0] or not params[3]:
             return self.numeric(w.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
         ident = "".join(c for c in params[0] if c.isalnum() or c in "_-.")[:w.USER_LENGTH]
         self.ident = ident or "user"
@@ -343,7 +393,6 @@ class IRCProtocol(Connection):
         channel = "#" + arrival.room
         room = self.factory.lobby.rooms[arrival.room.casefold()]
         self.reply("JOIN", channel, source=self.mask(), tags=self.tags())
-        self.reply(w.RPL_NOTOPIC, self.me, channel, "No topic is set")
         self._names(room)
         if arrival.replay and "server-time" in self.caps:
             # Recent history, as Ergo replays it: only to clients that show when it was said.
@@ -381,16 +430,19 @@ class IRCProtocol(Connection):
 
     def _names(self, room):
         channel = "#" + room.name
-        names = [self._prefixes(room, u) + u.name for u in room.members]
+        full = "userhost-in-names" in self.caps
+        names = [self._prefixes(room, u) + (self.mask(u) if full else u.name)
+                 for u in room.members]
+        kind = "@" if room.secret else "="
         line, size = [], 0
         for name in names:  # a few hundred bytes a line, as clients expect
             if size + len(name) > 400 and line:
-                self.numeric(w.RPL_NAMREPLY, "=", channel, " ".join(line))
+                self.numeric(w.RPL_NAMREPLY, kind, channel, " ".join(line))
                 line, size = [], 0
             line.append(name)
             size += len(name) + 1
         if line:
-            self.numeric(w.RPL_NAMREPLY, "=", channel, " ".join(line))
+            self.numeric(w.RPL_NAMREPLY, kind, channel, " ".join(line))
         self.numeric(w.RPL_ENDOFNAMES, channel, "End of /NAMES list")
 
     def irc_NAMES(self, message, channels=None, *rest):
@@ -399,7 +451,7 @@ class IRCProtocol(Connection):
         for channel in channels.split(",")[:1]:
             room = self.factory.lobby.rooms.get(channel[1:].casefold()) \
                 if channel.startswith("#") else None
-            if room is None:
+            if room is None or room.secret and room.key not in self.user.rooms:
                 self.numeric(w.RPL_ENDOFNAMES, clean(channel)[:64], "End of /NAMES list")
             else:
                 self._names(room)
@@ -411,9 +463,11 @@ class IRCProtocol(Connection):
         glob = pattern.split(",")[0] if pattern else None
         if glob and glob.startswith("#") and not ("*" in glob or "?" in glob):
             room = lobby.rooms.get(glob[1:].casefold())  # one channel, by name
-            rooms = iter([(room.name, len(room.members))] if room else [])
+            shown = room is not None and (not room.secret or room.key in self.user.rooms)
+            rooms = iter([(room.name, len(room.members))] if shown else [])
         else:
-            rooms = lobby.roomList(glob[1:] if glob and glob.startswith("#") else glob)
+            rooms = lobby.roomList(glob[1:] if glob and glob.startswith("#") else glob,
+                                   self.user)
 
         def lines():
             for item in rooms:
@@ -430,7 +484,7 @@ class IRCProtocol(Connection):
             mask = "*"
         if mask.startswith("#"):
             room = lobby.rooms.get(mask[1:].casefold())
-            if room is not None:
+            if room is not None and (not room.secret or room.key in self.user.rooms):
                 for user in room.members:
                     self._whoReply("#" + room.name, user, room)
         elif mask == "*" or "*" in mask or "?" in mask:
@@ -448,7 +502,7 @@ class IRCProtocol(Connection):
         self.numeric(w.RPL_ENDOFWHO, clean(mask)[:64], "End of /WHO list")
 
     def _whoReply(self, channel, user, room):
-        flags = "G" if user.away else "H"
+        flags = ("G" if user.away else "H") + ("*" if user.operator else "")
         if room is not None:
             flags += self._prefixes(room, user)
         ident = self.mask(user).split("!", 1)[1].split("@", 1)[0]
@@ -472,6 +526,8 @@ class IRCProtocol(Connection):
             self.numeric(w.RPL_WHOISCHANNELS, user.name, " ".join(channels))
         self.numeric(w.RPL_WHOISSERVER, user.name, self.server,
                      f"chatsvc ({user.door} door)")
+        if user.operator:
+            self.numeric(w.RPL_WHOISOPERATOR, user.name, "is an IRC operator")
         if user.away:
             self.numeric(w.RPL_AWAY, user.name, user.away)
         mind = user.mind
@@ -501,7 +557,7 @@ class IRCProtocol(Connection):
             return
         channel = "#" + room.name
         if not changes:
-            self.numeric(w.RPL_CHANNELMODEIS, channel, "+n")
+            self.numeric(w.RPL_CHANNELMODEIS, channel, "+ns" if room.secret else "+n")
             return self.numeric(w.RPL_CREATIONTIME, channel, int(room.created))
         modes, args = changes[0], list(changes[1:])
         on = True
@@ -524,6 +580,11 @@ class IRCProtocol(Connection):
                 except errors.NotInThatRoom:
                     self.numeric(w.ERR_USERNOTINCHANNEL, clean(name)[:64], channel,
                                  "They aren't on that channel")
+            elif letter == "s":
+                try:
+                    self.factory.lobby.setSecret(self.user, room, on)
+                except errors.NotOperator:
+                    self.numeric(w.ERR_CHANOPRIVSNEEDED, channel, "You're not channel operator")
             elif letter == "n":
                 if not on:
                     self.numeric(w.ERR_UNKNOWNMODE, letter,
@@ -556,19 +617,46 @@ class IRCProtocol(Connection):
     # Talking
 
     def irc_PRIVMSG(self, message, targets=None, text=None, *rest):
-        self._message("PRIVMSG", message, targets, text)
+        self._message("PRIVMSG", targets, text)
 
     def irc_NOTICE(self, message, targets=None, text=None, *rest):
-        self._message("NOTICE", message, targets, text)
+        self._message("NOTICE", targets, text)
 
     def irc_TAGMSG(self, message, targets=None, *rest):
-        pass  # client-only tags are not relayed (CLIENTTAGDENY=*): nothing to send
-
-    def _message(self, command, message, targets, text):
+        # Client-only tags are not relayed (CLIENTTAGDENY=*): what is left is
+        # its msgid and time, for clients that take tags.
         if not targets:
-            return self.numeric(w.ERR_NORECIPIENT, f"No recipient given ({command})")
+            return self.numeric(w.ERR_NORECIPIENT, "No recipient given (TAGMSG)")
+        lobby = self.factory.lobby
+        for target in targets.split(",")[:w.TARGETS]:
+            if target.startswith("#"):
+                room = lobby.rooms.get(target[1:].casefold())
+                if room is None:
+                    self.numeric(w.ERR_NOSUCHCHANNEL, clean(target)[:64], "No such channel")
+                    continue
+                if room.key not in self.user.rooms:
+                    self.numeric(w.ERR_CANNOTSENDTOCHAN, "#" + room.name,
+                                 "Cannot send to channel: join it first")
+                    continue
+                event = lobby.signal(self.user, room=room, tags=self.clientTags)
+            else:
+                if target.casefold() not in lobby.names:
+                    self.numeric(w.ERR_NOSUCHNICK, clean(target)[:64], "No such nick/channel")
+                    continue
+                event = lobby.signal(self.user, name=target, tags=self.clientTags)
+            if "echo-message" in self.caps and "message-tags" in self.caps:
+                self.reply("TAGMSG", _signalTarget(event), source=self.mask(),
+                           tags=self.tags(event.timestamp, event.uid, event.tags))
+            if event.recipient is not None and event.recipient == self.user.name:
+                self.deliver(event)
+
+    def _message(self, command, targets, text):
+        # A NOTICE is never answered automatically (RFC 2812, 3.3.2): no errors.
+        numeric = self.numeric if command == "PRIVMSG" else _unanswered
+        if not targets:
+            return numeric(w.ERR_NORECIPIENT, f"No recipient given ({command})")
         if not text:
-            return self.numeric(w.ERR_NOTEXTTOSEND, "No text to send")
+            return numeric(w.ERR_NOTEXTTOSEND, "No text to send")
         self.lastSpoke = time.time()
         lobby = self.factory.lobby
         text = _action(text)
@@ -578,26 +666,28 @@ class IRCProtocol(Connection):
             if target.startswith("#"):
                 room = lobby.rooms.get(target[1:].casefold())
                 if room is None:
-                    self.numeric(w.ERR_NOSUCHCHANNEL, clean(target)[:64], "No such channel")
+                    numeric(w.ERR_NOSUCHCHANNEL, clean(target)[:64], "No such channel")
                 elif room.key not in self.user.rooms:
-                    self.numeric(w.ERR_CANNOTSENDTOCHAN, "#" + room.name,
+                    numeric(w.ERR_CANNOTSENDTOCHAN, "#" + room.name,
                                  "Cannot send to channel: join it first")
                 elif command == "NOTICE":
-                    event = lobby.notice(self.user, room, text)
+                    event = lobby.notice(self.user, room, text, self.clientTags)
                     if "echo-message" in self.caps:
                         self.reply("NOTICE", "#" + room.name, event.text, source=self.mask(),
-                                   tags=self.tags(event.timestamp, event.uid))
+                                   tags=self.tags(event.timestamp, event.uid, event.tags))
                 else:
                     self._say(room, text)
             else:
-                self._whisper(command, target, text)
+                self._whisper(command, target, text, numeric)
 
     def _say(self, room, text):
         lobby = self.factory.lobby
         uid = lobby.newUid()
         if "echo-message" in self.caps:
             self.labels.expectEcho(uid)  # the echo, when it comes, answers the label
-        d = lobby.say(self.user, room, text, uid)
+        d = lobby.say(self.user, room, text, uid, self.clientTags)
+        self._unconfirmed += 1
+        d.addBoth(self._confirmed)
         channel = "#" + room.name
 
         def notStored(failure):
@@ -610,19 +700,43 @@ class IRCProtocol(Connection):
         if self.labels.active:
             self.labels.wait(self.waitFor(d, notStored))
 
-    def _whisper(self, command, target, text):
+    def _whisper(self, command, target, text, numeric):
         lobby = self.factory.lobby
         recipient = lobby.names.get(target.casefold())
         if recipient is None:
-            return self.numeric(w.ERR_NOSUCHNICK, clean(target)[:64], "No such nick/channel")
-        event = lobby.whisper(self.user, target, text, notice=command == "NOTICE")
+            return numeric(w.ERR_NOSUCHNICK, clean(target)[:64], "No such nick/channel")
+        event = lobby.whisper(self.user, target, text, command == "NOTICE", self.clientTags)
         if "echo-message" in self.caps:
-            self.reply(command, event.recipient, event.text, source=self.mask(),
-                       tags=self.tags(event.timestamp, event.uid))
+            self.reply(command, event.recipient, _unaction(event.text), source=self.mask(),
+                       tags=self.tags(event.timestamp, event.uid, event.tags))
         if recipient is self.user:
             self.deliver(event)
         elif recipient.away and command == "PRIVMSG":
-            self.numeric(w.RPL_AWAY, recipient.name, recipient.away)
+            numeric(w.RPL_AWAY, recipient.name, recipient.away)
+
+    def irc_OPER(self, message, name=None, password=None, *rest):
+        if password is None:
+            return self.numeric(w.ERR_NEEDMOREPARAMS, "OPER", "Not enough parameters")
+        expected = self.factory.operators.get(name)
+        if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
+            self.log.warn("{user} failed to become an operator as {name}", user=self.user,
+                          name=clean(name))
+            return self.numeric(w.ERR_PASSWDMISMATCH, "Password incorrect")
+        self.user.operator = True
+        self.log.info("{user} is a server operator ({name})", user=self.user, name=name)
+        self.numeric(w.RPL_YOUREOPER, "You are now an IRC operator")
+
+    def irc_USERHOST(self, message, *nicks):
+        if not nicks:
+            return self.numeric(w.ERR_NEEDMOREPARAMS, "USERHOST", "Not enough parameters")
+        found = []
+        for nick in nicks[:5]:
+            user = self.factory.lobby.names.get(nick.casefold())
+            if user is not None:
+                host = self.mask(user).split("!", 1)[1]
+                found.append(f"{user.name}{'*' if user.operator else ''}="
+                             f"{'-' if user.away else '+'}{host}")
+        self.numeric(w.RPL_USERHOST, " ".join(found))
 
     def irc_AWAY(self, message, text=None, *rest):
         text = clean(text or "")[:w.AWAY_LENGTH].strip()
@@ -645,15 +759,15 @@ class IRCProtocol(Connection):
         users = len(lobby.names)
         unknown = len(lobby.users) - users
         self.numeric(w.RPL_LUSERCLIENT, f"There are {users} users and 0 invisible on 1 servers")
-        self.numeric(w.RPL_LUSEROP, 0, "operator(s) online")
+        self.numeric(w.RPL_LUSEROP, sum(u.operator for u in lobby.names.values()),
+                     "operator(s) online")
         if unknown:
             self.numeric(w.RPL_LUSERUNKNOWN, unknown, "unknown connection(s)")
         self.numeric(w.RPL_LUSERCHANNELS, len(lobby.rooms), "channels formed")
         self.numeric(w.RPL_LUSERME, f"I have {users} clients and 0 servers")
-        limit = self.settings.max_clients
-        self.numeric(w.RPL_LOCALUSERS, users, limit, f"Current local users {users}, max {limit}")
-        self.numeric(w.RPL_GLOBALUSERS, users, limit,
-                     f"Current global users {users}, max {limit}")
+        most = max(lobby.mostOnline, users)
+        self.numeric(w.RPL_LOCALUSERS, users, most, f"Current local users {users}, max {most}")
+        self.numeric(w.RPL_GLOBALUSERS, users, most, f"Current global users {users}, max {most}")
 
     def irc_CHATHISTORY(self, message, *params):
         history.answer(self, params)
@@ -667,6 +781,10 @@ class IRCProtocol(Connection):
         elif kind is Joined:
             self.line(format("JOIN", "#" + event.room, source=self.maskOf(event.name),
                              tags=self.tags()))
+            joiner = self.factory.lobby.names.get(event.name.casefold())
+            if joiner is not None and joiner.away and "away-notify" in self.caps:
+                self.line(format("AWAY", joiner.away, source=self.mask(joiner),
+                                 tags=self.tags()))
         elif kind is Left:
             params = ("#" + event.room, event.text) if event.text else ("#" + event.room,)
             self.line(format("PART", *params, source=self.maskOf(event.name), tags=self.tags()))
@@ -676,22 +794,31 @@ class IRCProtocol(Connection):
             self.line(format("QUIT", text, source=self.maskOf(event.name), tags=self.tags()))
         elif kind is Renamed:
             source = f"{event.old}!" + self.maskOf(event.new).split("!", 1)[1]
-            self.line(format("NICK", event.new, source=source, tags=self.tags()))
+            line = format("NICK", event.new, source=source, tags=self.tags())
+            if event.new == self.me:  # our own: it answers our NICK
+                self.labels.reply(line)
+            else:
+                self.line(line)
         elif kind is Whispered:
             self.line(format("NOTICE" if event.notice else "PRIVMSG", event.recipient,
                              _unaction(event.text), source=self.maskOf(event.sender),
-                             tags=self.tags(event.timestamp, event.uid)))
+                             tags=self.tags(event.timestamp, event.uid, event.tags)))
+        elif kind is Signalled:
+            if "message-tags" in self.caps:
+                self.line(format("TAGMSG", _signalTarget(event), source=self.maskOf(event.sender),
+                                 tags=self.tags(event.timestamp, event.uid, event.tags)))
         elif kind is Noticed:
             self.line(format("NOTICE", "#" + event.room, event.text,
                              source=self.maskOf(event.sender),
-                             tags=self.tags(event.timestamp, event.uid)))
+                             tags=self.tags(event.timestamp, event.uid, event.tags)))
         elif kind is Away:
             if "away-notify" in self.caps:
                 params = (event.text,) if event.text else ()
                 self.line(format("AWAY", *params, source=self.maskOf(event.name),
                                  tags=self.tags()))
         elif kind is ModeChanged:
-            self.line(format("MODE", "#" + event.room, event.change, event.name,
+            params = (event.change,) if event.name is None else (event.change, event.name)
+            self.line(format("MODE", "#" + event.room, *params,
                              source=self.maskOf(event.by), tags=self.tags()))
         elif kind is Stopping:
             self.line(format("ERROR", "Closing link: the server is stopping"))
@@ -716,19 +843,28 @@ class IRCProtocol(Connection):
                     if not echo:
                         continue
                     if labels.isEcho(m.uid):
-                        labels.echoed(m.uid, self._said(event.room, m))
+                        labels.echoed(m.uid, self._said(event, m))
                         continue
-                self.line(self._said(event.room, m))
+                self.line(self._said(event, m))
             return
         data = event.rendered.get(key)
         if data is None:  # once per kind of client, not once per member
             data = event.rendered[key] = b"".join(
-                self.encode(self._said(event.room, m)) for m in event.messages)
+                self.encode(self._said(event, m)) for m in event.messages)
         self.write(data)
 
-    def _said(self, room, m):
-        return format("PRIVMSG", "#" + room, _unaction(m.text), source=self.maskOf(m.sender),
-                      tags=self.tags(m.timestamp, m.uid))
+    def _said(self, event, m):
+        return format("PRIVMSG", "#" + event.room, _unaction(m.text),
+                      source=self.maskOf(m.sender),
+                      tags=self.tags(m.timestamp, m.uid, event.tags.get(m.uid)))
+
+
+def _unanswered(*params):
+    pass
+
+
+def _signalTarget(event):
+    return "#" + event.room if event.room is not None else event.recipient
 
 
 def _action(text):
@@ -750,8 +886,9 @@ class IRCFactory(DoorFactory, ServerFactory):
     protocol = IRCProtocol
 
     def __init__(self, lobby, addresses=None, pacer=None, serverName="chatsvc",
-                 password=None, pingInterval=120.0):
+                 password=None, pingInterval=120.0, operators=None):
         super().__init__(lobby, addresses, pacer)
+        self.operators = operators or {}  # name -> password, for OPER
         self.serverName = serverName
         self.password = password
         self.pingInterval = pingInterval

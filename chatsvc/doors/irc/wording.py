@@ -11,6 +11,9 @@ from chatsvc import __version__
 # Numerics, by the names the modern client protocol document gives them
 RPL_WELCOME, RPL_YOURHOST, RPL_CREATED, RPL_MYINFO, RPL_ISUPPORT = "001", "002", "003", "004", "005"
 RPL_UMODEIS = "221"
+RPL_USERHOST = "302"
+RPL_WHOISOPERATOR = "313"
+RPL_YOUREOPER = "381"
 RPL_LUSERCLIENT, RPL_LUSEROP, RPL_LUSERUNKNOWN, RPL_LUSERCHANNELS, RPL_LUSERME = (
     "251", "252", "253", "254", "255")
 RPL_LOCALUSERS, RPL_GLOBALUSERS = "265", "266"
@@ -40,7 +43,8 @@ ERR_INVALIDCAPCMD = "410"
 
 # The capabilities this door has, and nothing it does not.
 CAPABILITIES = ("away-notify", "batch", "draft/chathistory", "echo-message",
-                "labeled-response", "message-tags", "multi-prefix", "server-time")
+                "labeled-response", "message-tags", "multi-prefix", "server-time",
+                "userhost-in-names")
 TARGETS = 4  # channels or nicks one PRIVMSG, NOTICE or JOIN may name at most
 CHANNEL_LIMIT = 100  # channels one IRC user may be in at once
 AWAY_LENGTH = 390
@@ -57,7 +61,6 @@ def isupport(settings, server) -> list:
         f"CHANNELLEN={settings.room_name_max + 1}",
         "CHANTYPES=#",
         f"CHATHISTORY={settings.history_page_max}",
-        "CLIENTTAGDENY=*",  # client-only tags are not relayed
         "ELIST=",
         "MODES=4",
         "MSGREFTYPES=msgid,timestamp",

@@ -137,7 +137,7 @@ class ChatProtocol(Connection):
     def cmd_list(self, pattern):
         lobby = self.factory.lobby
         here = self.room.name if self.room else None
-        self._sendPaced(wording.roomList(lobby.roomList(pattern), len(lobby.rooms),
+        self._sendPaced(wording.roomList(lobby.roomList(pattern, self.user), len(lobby.rooms),
                                          here, pattern))
 
     def cmd_join(self, name):

@@ -8,7 +8,7 @@ import time
 
 from chatsvc.doors.line.commands import helpLines
 from chatsvc.events import (Away, Joined, Left, MadeWay, ModeChanged, Noticed, Quit, Renamed,
-                            Stopping, Whispered)
+                            Signalled, Stopping, Whispered)
 from chatsvc.text import plural
 
 NAME_PROMPT = "Enter your screen name:"
@@ -61,12 +61,16 @@ def event(happened, room=None):
         return f"{marker}{happened.sender}: {happened.text}"
     if type(happened) is Noticed:
         return f"* Notice from {happened.sender}: {happened.text}"
+    if type(happened) is ModeChanged and happened.name is None:
+        return (f"* {happened.by} made {happened.room} secret: only its members see it in list"
+                if happened.change == "+s" else
+                f"* {happened.by} made {happened.room} public: everyone sees it in list")
     if type(happened) is ModeChanged:
         what = {"o": "operator", "v": "voice"}[happened.change[1]]
         if happened.change[0] == "+":
             return f"* {happened.by} gave {happened.name} {what} in {happened.room}"
         return f"* {happened.by} took {what} in {happened.room} from {happened.name}"
-    if type(happened) is Away:
+    if type(happened) in (Away, Signalled):
         return None
     if type(happened) is MadeWay:
         return ("! You did not choose a screen name, and a newer connection needed"
