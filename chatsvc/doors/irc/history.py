@@ -15,6 +15,12 @@ from chatsvc.doors.irc.message import format
 
 SUBCOMMANDS = ("BEFORE", "AFTER", "LATEST", "AROUND", "BETWEEN", "TARGETS")
 HALF_MS = 0.0005  # time stamps are kept to the millisecond
+_SAY = {
+    "INVALID_PARAMS": "Usage: CHATHISTORY BEFORE|AFTER|LATEST|AROUND target"
+                      " msgid=ID|timestamp=T limit, BETWEEN target ref ref limit,"
+                      " TARGETS timestamp timestamp limit",
+    "INVALID_TARGET": "You can read the history of channels you are in",
+}
 
 
 class _Invalid(Exception):
@@ -38,12 +44,9 @@ def answer(connection, params):
             return _targets(connection, params[1:])
         d = _query(connection, sub, params[1:])
     except _Invalid as invalid:
-        return _fail(connection, invalid.code, invalid.context,
-                     "Usage: CHATHISTORY BEFORE|AFTER|LATEST|AROUND target msgid=ID|timestamp=T"
-                     " limit, BETWEEN target ref ref limit, TARGETS timestamp timestamp limit")
+        return _fail(connection, invalid.code, invalid.context, _SAY[invalid.code])
     except errors.NotInRoom:
-        return _fail(connection, "INVALID_TARGET", (sub, params[1]),
-                     "You can read the history of channels you are in")
+        return _fail(connection, "INVALID_TARGET", (sub, params[1]), _SAY["INVALID_TARGET"])
     d.addCallback(_send, connection)
     connection.labels.wait(connection.waitFor(d, lambda failure: _fail(
         connection, "MESSAGE_ERROR", (sub, params[1]),
