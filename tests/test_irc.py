@@ -211,6 +211,7 @@ class AcrossDoorsTests(Doors, TestCase):
         lines = alice.read()
         self.assertEqual(lines[0], ":irc.test 311 alice bob ~bob native.chatsvc * bob")
         self.assertIn(":irc.test 319 alice bob @#kitchen", lines)
+        bob.read()
         bob.send("who")
         self.assertEqual(bob.read(), ["* In kitchen (2): bob, alice."])
 
