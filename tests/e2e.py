@@ -145,8 +145,23 @@ class ServerProcess(protocol.ProcessProtocol):
     def __init__(self):
         self.output = []
         self.port = defer.Deferred()  # fires with the TCP port it listens on
+        self.ports = []  # every TCP port it listens on, in the order of its listeners
+        self._listening = []  # (count, Deferred): fire once that many ports are known
         self.ended = defer.Deferred()
         self._partial = ""
+
+    def listening(self, count):
+        """Fires with the first C{count} TCP ports (native doors first, then IRC)."""
+        d = defer.Deferred()
+        self._listening.append((count, d))
+        self._tellPorts()
+        return d
+
+    def _tellPorts(self):
+        for count, d in list(self._listening):
+            if len(self.ports) >= count:
+                self._listening.remove((count, d))
+                d.callback(self.ports[:count])
 
     @classmethod
     def start(cls, directory, *options):
@@ -163,8 +178,11 @@ class ServerProcess(protocol.ProcessProtocol):
         for line in complete:
             self.output.append(line)
             found = re.search(r"Hosting at [\d.]+:(\d+) ", line)
-            if found and not self.port.called:
-                self.port.callback(int(found.group(1)))
+            if found:
+                self.ports.append(int(found.group(1)))
+                self._tellPorts()
+                if not self.port.called:
+                    self.port.callback(int(found.group(1)))
 
     errReceived = outReceived
 
@@ -172,6 +190,10 @@ class ServerProcess(protocol.ProcessProtocol):
         if not self.port.called:
             self.port.errback(AssertionError("server ended before listening:\n"
                                              + "\n".join(self.output)))
+        for _, d in self._listening:
+            d.errback(AssertionError("server ended before listening:\n"
+                                     + "\n".join(self.output)))
+        self._listening = []
         self.ended.callback(reason.value.exitCode if hasattr(reason.value, "exitCode") else None)
 
     def kill(self, sig=signal.SIGKILL):
