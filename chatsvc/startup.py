@@ -53,24 +53,24 @@ class OneLineRefusals:
             refuse(f"{text}. Try {COMMAND} --help.", BAD_OPTION)
 
 
-def checkListen(reactor, description):
+def checkListen(reactor, description, option="--listen"):
     """
     The endpoint C{description} describes, without listening; a UsageError
-    naming --listen if it cannot be one, or its TCP or TLS port is out of range
+    naming C{option} if it cannot be one, or its TCP or TLS port is out of range
     (which otherwise surfaces only when listening, as an OverflowError).
     """
     try:
         endpoint = endpoints.serverFromString(reactor, description)
     except ImportError as e:  # ssl: without pyOpenSSL
         raise usage.UsageError(
-            f"--listen {description}: TLS needs the tls extra ({e}):"
+            f"{option} {description}: TLS needs the tls extra ({e}):"
             " pip install 'chatsvc[tls]'")
     except Exception as e:
-        raise usage.UsageError(f"--listen {description!r} is not usable: {e}")
+        raise usage.UsageError(f"{option} {description!r} is not usable: {e}")
     port = getattr(endpoint, "_port", None)  # where TCP and TLS endpoints keep it
     if isinstance(port, int) and not 0 <= port <= 65535:
         raise usage.UsageError(
-            f"--listen {description}: a port is from 0 to 65535, not {port}.")
+            f"{option} {description}: a port is from 0 to 65535, not {port}.")
     return endpoint
 
 
@@ -100,22 +100,23 @@ class CannotStart(Exception):
 
 class Listener(StreamServerEndpointService):
     """
-    One --listen address. It listens once, when twistd adopts the tree
+    One --listen (or --irc) address. It listens once, when twistd adopts the tree
     (L{Server}) or at privilegedStartService, whichever comes first; failing
     to listen raises L{CannotStart} naming the address as it was given.
     """
 
     _raiseSynchronously = True  # fail start-up rather than only log (as strports.service)
 
-    def __init__(self, endpoint, factory, description):
+    def __init__(self, endpoint, factory, description, option="--listen"):
         super().__init__(endpoint, factory)
         self.description = description
+        self.option = option
 
     def listenNow(self):
         try:
             super().privilegedStartService()
         except Exception as e:
-            raise CannotStart(f"--listen {self.description}: {_why(e)}") from e
+            raise CannotStart(f"{self.option} {self.description}: {_why(e)}") from e
 
     def privilegedStartService(self):
         if self._waitingForPort is None:

@@ -138,8 +138,9 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
 
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
-        for description in self["listen"] + self["irc"]:
-            startup.checkListen(reactor, description)  # parses; does not listen
+        for option in ("listen", "irc"):
+            for description in self[option]:
+                startup.checkListen(reactor, description, "--" + option)  # does not listen
         name = self["irc-server-name"] or socket.gethostname()
         if not name or any(c in name for c in " :!@*?,\r\n") or len(name) > 63:
             raise usage.UsageError(
@@ -244,15 +245,15 @@ def makeService(options) -> MultiService:
         Logger().info("A client that vanishes is dropped within {seconds} s",
                       seconds=deadAfter(options.settings.keepalive))
     pacer = Pacer(reactor)  # shared by every door, as the addresses are
-    doors = [(ChatFactory(lobby, addresses, pacer), options["listen"])]
+    doors = [("--listen", ChatFactory(lobby, addresses, pacer), options["listen"])]
     if options["irc"]:
-        doors.append((IRCFactory(lobby, addresses, pacer, options["irc-server-name"],
-                                 options["irc-password"], options["irc-ping-interval"],
-                                 options["oper"]),
+        doors.append(("--irc", IRCFactory(lobby, addresses, pacer, options["irc-server-name"],
+                                          options["irc-password"],
+                                          options["irc-ping-interval"], options["oper"]),
                       options["irc"]))
-    for factory, descriptions in doors:
+    for option, factory, descriptions in doors:
         for description in descriptions:
             endpoint = _Announced(endpoints.serverFromString(reactor, description),
                                   description)
-            startup.Listener(endpoint, factory, description).setServiceParent(top)
+            startup.Listener(endpoint, factory, description, option).setServiceParent(top)
     return top

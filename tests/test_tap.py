@@ -73,7 +73,8 @@ class OptionsTests(TestCase):
         text = str(Options())
         for option in ["--listen", "--db", "--durability", "--max-clients", "--max-line", "--history-replay",
                        "--flood-rate", "--flood-burst", "--max-output-buffer",
-                       "--login-timeout", "--idle-timeout"]:
+                       "--login-timeout", "--idle-timeout", "--irc", "--irc-server-name",
+                       "--irc-password", "--irc-ping-interval", "--oper"]:
             self.assertIn(option, text)
 
     def test_serviceTree(self):
@@ -87,6 +88,45 @@ class OptionsTests(TestCase):
         for listener in listeners:
             self.assertIsInstance(listener, StreamServerEndpointService)
             self.assertIs(listener.factory.lobby, lobby)
+
+
+class IrcOptionsTests(TestCase):
+    def parse(self, *argv):
+        options = Options()
+        options.parseOptions(list(argv))
+        return options
+
+    def test_offByDefault(self):
+        options = self.parse("--db", os.path.abspath(self.mktemp()))
+        self.assertEqual(options["irc"], [])
+        self.assertTrue(options["irc-server-name"])  # the host's name
+        _, _, _, *listeners = makeService(options)
+        self.assertEqual(len(listeners), 1)
+
+    def test_ircDoorSharesTheLobbyAndLimits(self):
+        options = self.parse("--irc", "tcp:0:interface=127.0.0.1", "--irc", "tcp:0",
+                             "--irc-server-name", "irc.example.org",
+                             "--irc-password", "sesame", "--irc-ping-interval", "30",
+                             "--oper", "admin:secret",
+                             "--db", os.path.abspath(self.mktemp()))
+        lobby, _, addresses, native, *irc = makeService(options)
+        self.assertEqual(len(irc), 2)
+        factory = irc[0].factory
+        self.assertEqual((factory.serverName, factory.password, factory.pingInterval,
+                          factory.operators),
+                         ("irc.example.org", "sesame", 30.0, {"admin": "secret"}))
+        self.assertIs(factory.lobby, lobby)
+        self.assertIs(factory.addresses, native.factory.addresses)
+        self.assertIs(factory.pacer, native.factory.pacer)
+
+    def test_badValues(self):
+        for argv, words in [(["--irc-server-name", "bad name"], "--irc-server-name"),
+                            (["--irc", "nonsense:1"], "--irc"),
+                            (["--oper", "nopassword"], "--oper NAME:PASSWORD"),
+                            (["--irc-ping-interval", "-1"], "--irc-ping-interval")]:
+            with self.assertRaises(usage.UsageError) as caught:
+                self.parse(*argv)
+            self.assertIn(words.split()[0], str(caught.exception), argv)
 
 
 class TwistdTests(TestCase):
