@@ -451,6 +451,50 @@ class HistoryTests(Doors, TestCase):
                                            "timestamp=" + wording.isoTime(NOW + 10)])
 
 
+class LimitsTests(TestCase):
+    """The hardening limits hold on this door, per address, whichever door."""
+
+    def test_connectionsPerAddressCountBothDoors(self):
+        lobby = makeLobby(max_per_address=2)
+        native = ChatFactory(lobby)
+        irc = IRCFactory(lobby, native.addresses, native.pacer, "irc.test")
+        Session(native, "bob", host="192.0.2.9")
+        IrcSession(irc, host="192.0.2.9")
+        third = IrcSession(irc, host="192.0.2.9")
+        [refusal] = third.read()
+        self.assertTrue(refusal.startswith("ERROR :Closing link: There are 2 connections"))
+        self.assertTrue(third.transport.disconnecting)
+
+    def test_floodControlPacesAndLosesNothing(self):
+        lobby = makeLobby(flood_rate=1, flood_burst=2)
+        irc = IRCFactory(lobby, serverName="irc.test")
+        s = IrcSession(irc, host="192.0.2.10")
+        s.send(b"NICK alice\r\nUSER a 0 * :A\r\nPING one\r\nPING two\r\n")
+        lines = s.read()
+        self.assertIn(":irc.test NOTICE alice :You are sending more than 1 lines a second"
+                      " from your address; the server now reads your lines more slowly."
+                      " Nothing you sent is lost.", lines)
+        self.assertNotIn(":irc.test PONG irc.test two", lines)
+        lobby.clock.advance(5)
+        self.assertIn(":irc.test PONG irc.test two", s.read())
+
+    def test_slowReaderIsDisconnected(self):
+        lobby = makeLobby(max_output_buffer=16384)
+        irc = IRCFactory(lobby, serverName="irc.test")
+        reader = IrcSession(irc)
+        reader.send("NICK reader")
+        reader.send("USER r 0 * :R")
+        reader.send("JOIN #kitchen")
+        talker = IrcSession(irc)
+        talker.send("NICK talker")
+        talker.send("USER t 0 * :T")
+        talker.send("JOIN #kitchen")
+        reader.transport.producer.pauseProducing()  # its socket is full: it does not read
+        for n in range(400):
+            talker.send(f"PRIVMSG #kitchen :{'x' * 100} {n}")
+        self.assertTrue(reader.transport.disconnected or reader.protocol._closing)
+
+
 class MessageTests(TestCase):
     def test_parseAndFormat(self):
         m = message.parse(r"@label=a\sb;+x :nick!u@h PRIVMSG  #chan :hello world")
