@@ -279,7 +279,7 @@ class IRCProtocol(Connection):
         self.numeric(w.RPL_WELCOME, f"Welcome to the chatsvc IRC network, {self.mask()}")
         self.numeric(w.RPL_YOURHOST, f"Your host is {server}, running chatsvc")
         self.numeric(w.RPL_CREATED, f"This server was created {self.factory.created}")
-        self.numeric(w.RPL_MYINFO, server, "chatsvc", "i", "bnov", "bov")
+        self.numeric(w.RPL_MYINFO, server, "chatsvc", "i", "nosv", "ov")
         tokens = w.isupport(settings, server)
         for i in range(0, len(tokens), 12):
             self.numeric(w.RPL_ISUPPORT, *tokens[i:i + 12], "are supported by this server")

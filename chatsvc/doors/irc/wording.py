@@ -57,7 +57,7 @@ def isupport(settings, server) -> list:
         f"AWAYLEN={AWAY_LENGTH}",
         "CASEMAPPING=ascii",  # names and rooms are ASCII letters, digits and a few marks
         f"CHANLIMIT=#:{CHANNEL_LIMIT}",
-        "CHANMODES=b,,,n",  # no bans yet (the list is empty), every room is +n
+        "CHANMODES=,,,ns",  # every room is +n; +s hides it; bans come with moderation
         f"CHANNELLEN={settings.room_name_max + 1}",
         "CHANTYPES=#",
         f"CHATHISTORY={settings.history_page_max}",
