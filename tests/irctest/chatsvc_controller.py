@@ -13,7 +13,7 @@ irctest checkout as the working folder does that).
 Each test case gets a fresh server in a fresh temporary folder::
 
     twistd -n --pidfile= chatroom --db DIR/chat.sqlite3
-        --listen unix:path=DIR/native.sock --irc tcp:PORT:interface=127.0.0.1
+        --listen unix:address=DIR/native.sock --irc tcp:PORT:interface=127.0.0.1
         --irc-server-name My.Little.Server --max-clients 10000
         --exempt 127.0.0.0/8 --flood-rate 0 [--irc-password PASSWORD]
 
@@ -158,13 +158,21 @@ class ChatsvcController(BaseServerController, DirectoryBasedController):
         self.create_config()
         assert self.directory
         folder = self.directory
+        native = folder / "native.sock"
+        if len(os.fsencode(native)) > 100:  # sun_path holds 108 bytes
+            raise RuntimeError(
+                f"{native} is too long for a UNIX socket: set TMPDIR to a shorter folder"
+            )
         self.command = [
             find_twistd(),
             "-n",
             "--pidfile=",
             "chatroom",
             "--db", str(folder / "chat.sqlite3"),
-            "--listen", f"unix:path={folder / 'native.sock'}",
+            # Without --listen the native door would take tcp:3000; a UNIX
+            # socket in the test's folder keeps it off TCP. Twisted's UNIX
+            # endpoint takes address= (or a bare path), not path=.
+            "--listen", f"unix:address={native}",
             "--irc", f"tcp:{port}:interface={hostname}",
             "--irc-server-name", SERVER_NAME,
             "--max-clients", "10000",
