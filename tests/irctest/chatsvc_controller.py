@@ -22,7 +22,8 @@ python, else the first on PATH. Its output goes to DIR/twistd.log (or, with
 IRCTEST_DEBUG_LOGS=1, to the test's captured stdout); if the server exits
 early the error shows the command and the end of that log. With
 ``$CHATSVC_IRCTEST_LOGS`` set to a folder, each test's server log is copied
-there when the test ends.
+there when the test ends. ``$CHATSVC_IRCTEST_SYNC_SLEEP`` sets irctest's
+sync_sleep_time (see below).
 
 Run ``python -m chatsvc_controller`` (from the irctest checkout, same
 PYTHONPATH) to check that the twistd found has the options this needs.
@@ -120,7 +121,11 @@ class ChatsvcController(BaseServerController, DirectoryBasedController):
     # testValues skips while this is empty).
     # optional_behaviors = frozenset()
     # isupport = {}
-    sync_sleep_time = 0.0  # one reactor, replies in order: PING/PONG suffices
+    # irctest puts a PING/PONG barrier before reading a client's messages and
+    # sleeps this long first; 0 says the server answers each connection in
+    # order. CHATSVC_IRCTEST_SYNC_SLEEP=0.1 (seconds) is for telling a reply
+    # that comes late (after that PONG) from one that never comes.
+    sync_sleep_time = float(os.environ.get("CHATSVC_IRCTEST_SYNC_SLEEP") or 0)
     _port_wait_interval = 0.05
 
     def __init__(self, *args, **kwargs) -> None:
