@@ -21,7 +21,7 @@ from chatsvc.events import (Arrival, Away, Joined, Left, MadeWay, ModeChanged, N
 from chatsvc.settings import Settings
 from chatsvc.rooms import RESERVED_ROOMS, ROOM_NAME, Room, roomMatcher
 from chatsvc.store import DatabaseLost, Message, RoomRecord
-from chatsvc.text import clean
+from chatsvc.text import asAction, clean
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 STOP_GRACE = 5.0  # seconds users have to receive the goodbye when the server stops
@@ -410,7 +410,8 @@ class Lobby(service.Service):
 
     # Talking
 
-    def say(self, user: User, room: Room, text: str, uid=None, tags=None) -> Deferred:
+    def say(self, user: User, room: Room, text: str, uid=None, tags=None,
+            action=False) -> Deferred:
         """
         Store a message, then send it to everyone in the room, the sender
         included: their copy is the acknowledgement that it is stored. The
@@ -423,6 +424,8 @@ class Lobby(service.Service):
         text = clean(text)
         if not text.strip():
             raise errors.EmptyMessage()
+        if action:  # "/me waves"
+            text = asAction(text)
         message = Message(room.id, room.nextSeq, uid or self.newUid(), user.name, text,
                           self.now())
         room.nextSeq += 1
@@ -500,7 +503,8 @@ class Lobby(service.Service):
     def newUid() -> str:
         return uuid.uuid4().hex
 
-    def whisper(self, user: User, name: str, text: str, notice=False, tags=None) -> Whispered:
+    def whisper(self, user: User, name: str, text: str, notice=False, tags=None,
+                action=False) -> Whispered:
         """
         A private message (or notice) to one online user, wherever they are.
         Not stored. The sender's front door shows their own copy.
@@ -511,6 +515,8 @@ class Lobby(service.Service):
         text = clean(text)
         if not text.strip():
             raise errors.EmptyMessage()
+        if action:
+            text = asAction(text)
         event = Whispered(user.name, recipient.name, text, notice, self.now(), self.newUid(),
                           tags or {})
         if recipient is not user:

@@ -30,6 +30,22 @@ def clean(text: str) -> str:
     return _CONTROLS.sub("", _ESCAPES.sub("", text))
 
 
+# An action ("/me waves") is kept as IRC frames it: the frame cannot be typed,
+# since clean() strips \x01 from what anyone sends, so no line is mistaken for one.
+ACTION = "\x01ACTION "
+
+
+def asAction(text: str) -> str:
+    return ACTION + text + "\x01"
+
+
+def shown(text: str) -> str:
+    """A stored text as the native door shows it: an action as "/me ..."."""
+    if text.startswith(ACTION):
+        return "/me " + text[len(ACTION):-1]
+    return text
+
+
 def plural(count: int, noun: str) -> str:
     """C{plural(1, "user")} is "1 user", C{plural(3, "user")} "3 users"."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

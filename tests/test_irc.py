@@ -511,3 +511,74 @@ class MessageTests(TestCase):
         self.assertEqual(wording.isoTime(NOW + 0.25), "2026-11-18T11:06:40.250Z")
         self.assertEqual(wording.parseTime("2026-11-18T11:06:40.250Z"), (NOW * 1000) + 250)
         self.assertIsNone(wording.parseTime("yesterday"))
+
+
+class WhatPeopleTypeTests(Doors, TestCase):
+    """What a person tried with WeeChat, irssi and nc, kept as it should be."""
+
+    def setUp(self):
+        super().setUp()
+        self.alice = self.ircUser("alice", ["batch", "draft/chathistory"])
+        self.alice.send("JOIN #kitchen")
+        self.bob = self.nativeUser("bob")
+        self.bob.send("join kitchen")
+        self.alice.read()
+        self.bob.read()
+
+    def test_actionsAreActionsEverywhereAndInHistory(self):
+        self.alice.send("PRIVMSG #kitchen :\x01ACTION waves\x01")
+        self.assertEqual(self.bob.read(), ["<alice> /me waves"])
+        self.bob.send("/me dances")
+        self.assertEqual(self.alice.read(), [":bob!~bob@native.chatsvc PRIVMSG #kitchen"
+                                             " :\x01ACTION dances\x01"])
+        self.bob.send("say /me is only text")  # typed, not an action
+        self.assertEqual(self.alice.read(), [":bob!~bob@native.chatsvc PRIVMSG #kitchen"
+                                             " :/me is only text"])
+        self.bob.read()
+        self.alice.send("CHATHISTORY LATEST #kitchen * 3")
+        texts = [message.parse(line).params[1] for line in self.alice.read()[1:-1]]
+        self.assertEqual(texts, ["\x01ACTION waves\x01", "\x01ACTION dances\x01",
+                                 "/me is only text"])
+        carol = self.nativeUser("carol")
+        carol.send("join kitchen")  # the replay shows them as they were said
+        self.assertEqual([line.split("> ", 1)[1] for line in carol.read()[1:]],
+                         ["/me waves", "/me dances", "/me is only text"])
+
+    def test_ctcpIsNotChat(self):
+        self.alice.send("PRIVMSG #kitchen :\x01VERSION\x01")
+        self.assertEqual(self.bob.read(), [])
+
+    def test_colourCodesGoWithTheirNumbers(self):
+        self.alice.send("PRIVMSG #kitchen :\x02bold\x02 and \x034,1red\x03 here")
+        self.assertEqual(self.bob.read(), ["<alice> bold and red here"])
+
+    def test_nativeSenderIsToldSomeoneIsAway(self):
+        self.alice.send("AWAY :lunch")
+        self.bob.send("msg alice back soon?")
+        self.assertEqual(self.bob.read(), ["-> alice: back soon?", "* alice is away: lunch"])
+
+    def test_tooManyTargets(self):
+        self.alice.send("JOIN #a,#b,#c,#d,#e")
+        lines = self.alice.read()
+        self.assertIn(":irc.test 407 alice #e :Too many targets: at most 4 at once", lines)
+        self.assertNotIn("e", self.lobby.rooms)
+
+    def test_quitWithoutAReason(self):
+        self.bob.send("quit")
+        self.assertEqual(self.alice.read(), [":bob!~bob@native.chatsvc QUIT Quit"])
+
+    def test_targetsWithoutBatch(self):
+        plain = self.ircUser("plain")
+        plain.send("JOIN #kitchen")
+        self.bob.send("hello")
+        plain.read()
+        plain.send(f"CHATHISTORY TARGETS timestamp={wording.isoTime(NOW - 1)}"
+                   f" timestamp={wording.isoTime(NOW + 1)} 5")
+        self.assertEqual(plain.read(), [":irc.test CHATHISTORY TARGETS #kitchen"
+                                        f" timestamp={wording.isoTime(NOW)}"])
+
+    def test_isonAndVersion(self):
+        self.alice.send("ISON bob nobody Alice")
+        self.assertEqual(self.alice.read(), [":irc.test 303 alice :bob alice"])
+        self.alice.send("VERSION")
+        self.assertTrue(self.alice.read()[0].startswith(":irc.test 351 alice chatsvc-"))

@@ -15,7 +15,8 @@ Each test case gets a fresh server in a fresh temporary folder::
     twistd -n --pidfile= chatroom --db DIR/chat.sqlite3
         --listen unix:address=DIR/native.sock --irc tcp:PORT:interface=127.0.0.1
         --irc-server-name My.Little.Server --max-clients 10000
-        --exempt 127.0.0.0/8 --flood-rate 0 [--irc-password PASSWORD]
+        --exempt 127.0.0.0/8 --flood-rate 0 --oper operuser:operpassword
+        [--irc-password PASSWORD]
 
 ``twistd`` is ``$CHATSVC_TWISTD`` if set, else the one beside the running
 python, else the first on PATH. Its output goes to DIR/twistd.log (or, with
@@ -183,6 +184,8 @@ class ChatsvcController(BaseServerController, DirectoryBasedController):
             "--max-clients", "10000",
             "--exempt", "127.0.0.0/8",
             "--flood-rate", "0",
+            # irctest's OPER tests use this operator (see irctest's other controllers).
+            "--oper", "operuser:operpassword",
         ]
         if password is not None:
             self.command += ["--irc-password", password]

@@ -173,12 +173,13 @@ def _targets(connection, params):
         if latest is not None and low < latest < high:
             found.append((latest, room.name))
     found.sort()
-    ref = batchId()
-    lines = [format("BATCH", "+" + ref, "draft/chathistory-targets", source=connection.server)]
-    for latest, name in found[:limit]:
-        lines.append(format("CHATHISTORY", "TARGETS", "#" + name,
-                            "timestamp=" + w.isoTime(latest), source=connection.server,
-                            tags={"batch": ref}))
-    lines.append(format("BATCH", "-" + ref, source=connection.server))
+    ref = batchId() if "batch" in connection.caps else None
+    server = connection.server
+    lines = [format("CHATHISTORY", "TARGETS", "#" + name, "timestamp=" + w.isoTime(latest),
+                    source=server, tags={"batch": ref} if ref else None)
+             for latest, name in found[:limit]]
+    if ref:
+        lines = [format("BATCH", "+" + ref, "draft/chathistory-targets", source=server),
+                 *lines, format("BATCH", "-" + ref, source=server)]
     connection.labels.pace(lines)
 

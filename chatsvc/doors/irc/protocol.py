@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ServerFactory
 from zope.interface import implementer
 
-from chatsvc import errors
+from chatsvc import __version__, errors
 from chatsvc.doors.connection import Connection, DoorFactory
 from chatsvc.doors.irc import history, wording as w
 from chatsvc.doors.irc.labels import Labels, batchId
@@ -90,7 +90,8 @@ class IRCProtocol(Connection):
         """The tags this client takes on a message or event (C{client}: its client-only tags)."""
         tags = {}
         if "server-time" in self.caps:
-            tags["time"] = w.isoTime(timestamp if timestamp is not None else time.time())
+            tags["time"] = w.isoTime(timestamp if timestamp is not None
+                                     else self.factory.lobby.now())
         if "message-tags" in self.caps:
             if uid:
                 tags["msgid"] = uid
@@ -275,16 +276,19 @@ class IRCProtocol(Connection):
         self._welcome()
 
     def _welcome(self):
-        server, settings = self.server, self.settings
+        server = self.server
         self.numeric(w.RPL_WELCOME, f"Welcome to the chatsvc IRC network, {self.mask()}")
         self.numeric(w.RPL_YOURHOST, f"Your host is {server}, running chatsvc")
         self.numeric(w.RPL_CREATED, f"This server was created {self.factory.created}")
         self.numeric(w.RPL_MYINFO, server, "chatsvc", "i", "nosv", "ov")
-        tokens = w.isupport(settings, server)
-        for i in range(0, len(tokens), 12):
-            self.numeric(w.RPL_ISUPPORT, *tokens[i:i + 12], "are supported by this server")
+        self._isupport()
         self.irc_LUSERS(None)
         self.irc_MOTD(None)
+
+    def _isupport(self):
+        tokens = w.isupport(self.settings, self.server)
+        for i in range(0, len(tokens), 12):  # a dozen to a line, as clients expect
+            self.numeric(w.RPL_ISUPPORT, *tokens[i:i + 12], "are supported by this server")
 
     # Liveness: an idle client is pinged, and dropped if it never answers
 
@@ -346,8 +350,16 @@ class IRCProtocol(Connection):
                 self.factory.lobby.leave(self.user, room)
                 self._parted(room.name, "")
             return
-        for channel in channels.split(",")[:w.TARGETS]:
+        for channel in self._targets(channels):
             self._join(channel)
+
+    def _targets(self, names):
+        """The first TARGETS of a comma-separated list; 407 for the rest."""
+        names = names.split(",")
+        if len(names) > w.TARGETS:
+            self.numeric(w.ERR_TOOMANYTARGETS, clean(names[w.TARGETS])[:64],
+                         f"Too many targets: at most {w.TARGETS} at once")
+        return names[:w.TARGETS]
 
     def _join(self, channel):
         lobby = self.factory.lobby
@@ -356,8 +368,9 @@ class IRCProtocol(Connection):
                 len(name) > self.settings.room_name_max or name.casefold() in {"lobby"}:
             return self.numeric(w.ERR_BADCHANMASK if not channel.startswith("#")
                                 else w.ERR_NOSUCHCHANNEL, clean(channel)[:64],
-                                "No such channel: a channel name is # and 1 to"
-                                f" {self.settings.room_name_max} letters, digits, _, - or .")
+                                "No such channel: a channel name is # and then 1 to"
+                                f" {self.settings.room_name_max} letters, digits, dots,"
+                                " dashes or underscores, starting with a letter or digit")
         if name.casefold() in self.user.rooms:
             return
         if len(self.user.rooms) >= w.CHANNEL_LIMIT:
@@ -370,7 +383,11 @@ class IRCProtocol(Connection):
             if self.settings.create_rate > 0:
                 wait = rooms.allow()
                 if wait:
-                    raise errors.CreatingTooOften(wait)
+                    minutes = max(1, round(wait / 60))
+                    return self.reply(
+                        "FAIL", "JOIN", "CREATING_TOO_OFTEN", "#" + name,
+                        f"Your address has created channels too often; try again in"
+                        f" {minutes} min, or join one that exists (/list)")
             try:
                 d = lobby.createRoom(self.user, name, exclusive=False)
             except errors.RoomExists:  # being created by someone else right now
@@ -414,7 +431,7 @@ class IRCProtocol(Connection):
     def irc_PART(self, message, channels=None, text=""):
         if channels is None:
             return self.numeric(w.ERR_NEEDMOREPARAMS, "PART", "Not enough parameters")
-        for channel in channels.split(",")[:w.TARGETS]:
+        for channel in self._targets(channels):
             room = self.roomOf(channel)
             if room is not None:
                 self.factory.lobby.leave(self.user, room, clean(text)[:300])
@@ -659,10 +676,14 @@ class IRCProtocol(Connection):
             return numeric(w.ERR_NOTEXTTOSEND, "No text to send")
         self.lastSpoke = time.time()
         lobby = self.factory.lobby
-        text = _action(text)
-        if text.startswith("\x01"):
+        text, action = _fromIrc(text)
+        if text is None:
             return  # CTCP requests and replies other than /me: not chat, not kept
-        for target in targets.split(",")[:w.TARGETS]:
+        names = targets.split(",")
+        if len(names) > w.TARGETS:
+            numeric(w.ERR_TOOMANYTARGETS, clean(names[w.TARGETS])[:64],
+                    f"Too many recipients: at most {w.TARGETS} at once")
+        for target in names[:w.TARGETS]:
             if target.startswith("#"):
                 room = lobby.rooms.get(target[1:].casefold())
                 if room is None:
@@ -676,16 +697,16 @@ class IRCProtocol(Connection):
                         self.reply("NOTICE", "#" + room.name, event.text, source=self.mask(),
                                    tags=self.tags(event.timestamp, event.uid, event.tags))
                 else:
-                    self._say(room, text)
+                    self._say(room, text, action)
             else:
-                self._whisper(command, target, text, numeric)
+                self._whisper(command, target, text, numeric, action)
 
-    def _say(self, room, text):
+    def _say(self, room, text, action):
         lobby = self.factory.lobby
         uid = lobby.newUid()
         if "echo-message" in self.caps:
             self.labels.expectEcho(uid)  # the echo, when it comes, answers the label
-        d = lobby.say(self.user, room, text, uid, self.clientTags)
+        d = lobby.say(self.user, room, text, uid, self.clientTags, action)
         self._unconfirmed += 1
         d.addBoth(self._confirmed)
         channel = "#" + room.name
@@ -700,14 +721,15 @@ class IRCProtocol(Connection):
         if self.labels.active:
             self.labels.wait(self.waitFor(d, notStored))
 
-    def _whisper(self, command, target, text, numeric):
+    def _whisper(self, command, target, text, numeric, action):
         lobby = self.factory.lobby
         recipient = lobby.names.get(target.casefold())
         if recipient is None:
             return numeric(w.ERR_NOSUCHNICK, clean(target)[:64], "No such nick/channel")
-        event = lobby.whisper(self.user, target, text, command == "NOTICE", self.clientTags)
+        event = lobby.whisper(self.user, target, text, command == "NOTICE", self.clientTags,
+                              action)
         if "echo-message" in self.caps:
-            self.reply(command, event.recipient, _unaction(event.text), source=self.mask(),
+            self.reply(command, event.recipient, event.text, source=self.mask(),
                        tags=self.tags(event.timestamp, event.uid, event.tags))
         if recipient is self.user:
             self.deliver(event)
@@ -725,6 +747,24 @@ class IRCProtocol(Connection):
         self.user.operator = True
         self.log.info("{user} is a server operator ({name})", user=self.user, name=name)
         self.numeric(w.RPL_YOUREOPER, "You are now an IRC operator")
+
+    def irc_ISON(self, message, *nicks):
+        if not nicks:
+            return self.numeric(w.ERR_NEEDMOREPARAMS, "ISON", "Not enough parameters")
+        names = self.factory.lobby.names
+        online = [names[n.casefold()].name for word in nicks for n in word.split()
+                  if n.casefold() in names]
+        self.numeric(w.RPL_ISON, " ".join(online))
+
+    def irc_VERSION(self, message, *params):
+        self.numeric(w.RPL_VERSION, f"chatsvc-{__version__}", self.server,
+                     "a chat server built on Twisted")
+        self._isupport()
+
+    def irc_TIME(self, message, *params):
+        now = time.time()
+        self.numeric(w.RPL_TIME, self.server, str(int(now)), "0",
+                     time.strftime("%A %B %d %Y -- %H:%M:%S +00:00", time.gmtime(now)))
 
     def irc_USERHOST(self, message, *nicks):
         if not nicks:
@@ -789,8 +829,10 @@ class IRCProtocol(Connection):
             params = ("#" + event.room, event.text) if event.text else ("#" + event.room,)
             self.line(format("PART", *params, source=self.maskOf(event.name), tags=self.tags()))
         elif kind is Quit:
-            text = f"Quit: {event.text}" if event.why == "quit" else (
-                event.text or "Connection lost")
+            if event.why == "quit":
+                text = f"Quit: {event.text}" if event.text else "Quit"
+            else:
+                text = event.text or "Connection lost"
             self.line(format("QUIT", text, source=self.maskOf(event.name), tags=self.tags()))
         elif kind is Renamed:
             source = f"{event.old}!" + self.maskOf(event.new).split("!", 1)[1]
@@ -801,7 +843,7 @@ class IRCProtocol(Connection):
                 self.line(line)
         elif kind is Whispered:
             self.line(format("NOTICE" if event.notice else "PRIVMSG", event.recipient,
-                             _unaction(event.text), source=self.maskOf(event.sender),
+                             event.text, source=self.maskOf(event.sender),
                              tags=self.tags(event.timestamp, event.uid, event.tags)))
         elif kind is Signalled:
             if "message-tags" in self.caps:
@@ -854,7 +896,7 @@ class IRCProtocol(Connection):
         self.write(data)
 
     def _said(self, event, m):
-        return format("PRIVMSG", "#" + event.room, _unaction(m.text),
+        return format("PRIVMSG", "#" + event.room, m.text,
                       source=self.maskOf(m.sender),
                       tags=self.tags(m.timestamp, m.uid, event.tags.get(m.uid)))
 
@@ -867,17 +909,23 @@ def _signalTarget(event):
     return "#" + event.room if event.room is not None else event.recipient
 
 
-def _action(text):
-    """CTCP ACTION (/me) is kept as "/me ...", which every door can show."""
-    if text.startswith("\x01ACTION ") and len(text) > 8:
-        return "/me " + text[8:].rstrip("\x01")
-    return text
+_COLOURS = re.compile(r"\x03(?:[0-9]{1,2}(?:,[0-9]{1,2})?)?|\x04[0-9A-Fa-f]{6}(?:,[0-9A-Fa-f]{6})?")
 
 
-def _unaction(text):
-    if text.startswith("/me ") and len(text) > 4:
-        return "\x01ACTION " + text[4:] + "\x01"
-    return text
+def _fromIrc(text):
+    """
+    What an IRC client said, as the Lobby keeps it: (text, is it an action),
+    or (None, False) for a CTCP request or reply, which is not chat. Colour
+    codes go with their numbers (the Lobby strips the other control characters).
+    """
+    action = False
+    if text.startswith("\x01"):
+        if not text.startswith("\x01ACTION "):
+            return None, False
+        text, action = text[8:].rstrip("\x01"), True
+    if "\x03" in text or "\x04" in text:
+        text = _COLOURS.sub("", text)
+    return text, action
 
 
 class IRCFactory(DoorFactory, ServerFactory):

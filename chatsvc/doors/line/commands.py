@@ -49,6 +49,7 @@ class Command:
     summary: str
     bind: Callable[[str], Optional[tuple]]  # arguments, or None if they don't fit
     aliases: tuple = ()
+    slashOnly: bool = False  # only with a leading / ("me too" is chat)
 
 
 COMMANDS = (
@@ -70,6 +71,8 @@ COMMANDS = (
     ),
     Command("msg", "msg NAME TEXT", "send TEXT privately to NAME", _wordAndText),
     Command("say", "say TEXT", "send TEXT to your room, even if it looks like a command", _text),
+    Command("me", "/me TEXT", "an action: others see * you TEXT on IRC, /me TEXT here",
+            _text, slashOnly=True),
     Command("quit", "quit", "leave the chat", _none),
 )
 
@@ -117,7 +120,7 @@ def parse(line: str) -> Union[Invocation, Chat]:
         return Invocation(command.name, args)
     word, rest = _split(line)
     command = _BY_WORD.get(word)
-    if command is not None:
+    if command is not None and not command.slashOnly:
         args = command.bind(rest)
         if args is not None:
             return Invocation(command.name, args)

@@ -176,15 +176,22 @@ class ChatProtocol(Connection):
         self._waitFor(d)
 
     def cmd_msg(self, name, text):
-        event = self.factory.lobby.whisper(self.user, name, text)
+        lobby = self.factory.lobby
+        event = lobby.whisper(self.user, name, text)
         self.line(f"-> {event.recipient}: {event.text}")
+        recipient = lobby.names.get(event.recipient.casefold())
+        if recipient is not None and recipient.away:
+            self.notice(f"{recipient.name} is away: {recipient.away}")
 
-    def cmd_say(self, text):
+    def cmd_me(self, text):
+        self.cmd_say(text, action=True)
+
+    def cmd_say(self, text, action=False):
         room = self._currentRoom("talk: no one would hear that")
         # The echo, delivered with everyone else's copy, is the acknowledgement.
         # Messages are pipelined (a paste of many lines shares transactions), so
         # the answers to commands typed after one may arrive before its echo.
-        d = self.factory.lobby.say(self.user, room, text)
+        d = self.factory.lobby.say(self.user, room, text, action=action)
         self._unconfirmed += 1
         d.addErrback(self._refusedBy, self._refused)
         d.addBoth(self._confirmed)

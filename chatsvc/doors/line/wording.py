@@ -9,7 +9,7 @@ import time
 from chatsvc.doors.line.commands import helpLines
 from chatsvc.events import (Away, Joined, Left, MadeWay, ModeChanged, Noticed, Quit, Renamed,
                             Signalled, Stopping, Whispered)
-from chatsvc.text import plural
+from chatsvc.text import plural, shown
 
 NAME_PROMPT = "Enter your screen name:"
 NAME_HELP = ("Type the screen name you want (1 to {limit} letters, digits, _ or -) and"
@@ -28,12 +28,12 @@ def slowed(rate, burst) -> str:
 def replayed(message) -> str:
     """A stored message, with its time (UTC)."""
     stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(message.timestamp))
-    return f"[{stamp}] <{message.sender}> {message.text}"
+    return f"[{stamp}] <{message.sender}> {shown(message.text)}"
 
 
 def said(messages) -> bytes:
     """Messages said live, as the bytes every member of the room is sent."""
-    return "".join(f"<{m.sender}> {m.text}\n" for m in messages).encode("utf-8")
+    return "".join(f"<{m.sender}> {shown(m.text)}\n" for m in messages).encode("utf-8")
 
 
 def _because(text):
@@ -58,7 +58,7 @@ def event(happened, room=None):
         return f"* {happened.old} is now known as {happened.new}"
     if type(happened) is Whispered:
         marker = "<- (notice) " if happened.notice else "<- "
-        return f"{marker}{happened.sender}: {happened.text}"
+        return f"{marker}{happened.sender}: {shown(happened.text)}"
     if type(happened) is Noticed:
         return f"* Notice from {happened.sender}: {happened.text}"
     if type(happened) is ModeChanged and happened.name is None:
