@@ -106,6 +106,8 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
         super().__init__()
         self["listen"] = []
         self["irc"] = []
+        self["web"] = []
+        self["web-origin"] = []
         self["oper"] = {}
         self["exempt"] = []
 
@@ -129,6 +131,14 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
             raise usage.UsageError(f"--oper takes NAME:PASSWORD, not {entry!r}.")
         self["oper"][name] = password
 
+    def opt_web(self, description):
+        """Serve the chat page and its WebSocket on this endpoint description too (repeatable; off by default), e.g. tcp:8080 or ssl:8443:privateKey=key.pem:certKey=cert.pem."""  # noqa: E501
+        self["web"].append(description)
+
+    def opt_web_origin(self, origin):
+        """Let pages from this origin (e.g. https://chat.example.org, as the browser sends it behind a reverse proxy) open the WebSocket; the server's own pages always may (repeatable)."""  # noqa: E501
+        self["web-origin"].append(origin.rstrip("/"))
+
     def opt_irc(self, description):
         """Serve IRC on this endpoint description too (repeatable; off by default), e.g. tcp:6667 or ssl:6697:privateKey=key.pem:certKey=cert.pem."""  # noqa: E501
         self["irc"].append(description)
@@ -138,9 +148,14 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
 
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
-        for option in ("listen", "irc"):
+        for option in ("listen", "irc", "web"):
             for description in self[option]:
                 startup.checkListen(reactor, description, "--" + option)  # does not listen
+        if self["web"]:
+            from chatsvc.doors.web import websocket
+            if websocket.missing:
+                raise usage.UsageError(f"--web needs the web extra ({websocket.missing}):"
+                                       " pip install 'chatsvc[web]'")
         name = self["irc-server-name"] or socket.gethostname()
         if not name or any(c in name for c in " :!@*?,\r\n") or len(name) > 63:
             raise usage.UsageError(
@@ -251,6 +266,15 @@ def makeService(options) -> MultiService:
                                           options["irc-password"],
                                           options["irc-ping-interval"], options["oper"]),
                       options["irc"]))
+    if options["web"]:
+        from chatsvc.doors.web.site import makeSite
+        from chatsvc.doors.web.websocket import BrowserIRC
+
+        browsers = IRCFactory(lobby, addresses, pacer, options["irc-server-name"],
+                              options["irc-password"], options["irc-ping-interval"],
+                              options["oper"])
+        browsers.protocol = BrowserIRC
+        doors.append(("--web", makeSite(browsers, options["web-origin"]), options["web"]))
     for option, factory, descriptions in doors:
         for description in descriptions:
             endpoint = _Announced(endpoints.serverFromString(reactor, description),
