@@ -74,7 +74,7 @@ class Lobby(service.Service):
         self.stopping = False
         self._allGone = None  # fires once every user has gone, while stopping
         self._broadcastCall = None
-        self._creating = set()  # room keys being stored right now
+        self._creating = {}  # room key being stored right now -> Deferreds of joins waiting
         self._outboxes = []  # rooms with stored messages not broadcast yet
         self._delivered = []  # (Deferred, message): says to confirm once broadcast
         self._handedIn = 0  # messages given to the store so far
@@ -281,17 +281,24 @@ class Lobby(service.Service):
             raise errors.TooManyRooms(self.settings.max_rooms)
         record = RoomRecord(self._nextRoomId, name, self._now())
         self._nextRoomId += 1
-        self._creating.add(key)  # a second create of this name is refused meanwhile
+        self._creating[key] = []  # a second create of this name is refused meanwhile
 
         def stored(_):
-            self._creating.discard(key)
+            waiting = self._creating.pop(key)
             self._addRoom(Room(record))
             self.log.info("{user} created room {room}", user=user.name, room=name)
-            if user in self.users:
-                return self.join(user, name, exclusive=exclusive)
+            joined = self.join(user, name, exclusive=exclusive) if user in self.users \
+                else succeed(None)
+
+            def thenTheOthers(result):  # who asked to join it meanwhile, after its creator
+                for d in waiting:
+                    d.callback(None)
+                return result
+            return joined.addBoth(thenTheOthers)
 
         def failed(failure):
-            self._creating.discard(key)
+            for d in self._creating.pop(key):
+                d.errback(errors.NoSuchRoom(name))
             self.log.failure("Could not store room {room}", failure, room=name)
             raise errors.NotStored(f"The room {name}", "it was not created",
                                    self._notStoredBecause(failure))
@@ -304,7 +311,12 @@ class Lobby(service.Service):
         any other room first. The Deferred fires with the L{Arrival}, or None
         if they were there already (or left meanwhile).
         """
-        room = self.rooms.get(clean(requested).strip().casefold())
+        key = clean(requested).strip().casefold()
+        room = self.rooms.get(key)
+        if room is None and key in self._creating:  # it will exist once stored
+            waiting = Deferred()
+            self._creating[key].append(waiting)
+            return waiting.addCallback(lambda _: self.join(user, requested, exclusive=exclusive))
         if room is None:
             raise errors.NoSuchRoom(clean(requested).strip())
         if room.key in user.rooms:

@@ -507,6 +507,19 @@ class MessageTests(TestCase):
         self.assertEqual(message.format("PRIVMSG", "#chan", ":)"), "PRIVMSG #chan ::)")
         self.assertEqual(message.format("PART", "#chan", ""), "PART #chan :")
 
+    def test_longTextsGoInSeveralLinesAndLoseNothing(self):
+        text = " ".join(f"word{n}" for n in range(300))  # ~2,000 bytes, as nc may send
+        lines = message.said("PRIVMSG", "#kitchen", text, "bob!~bob@native.chatsvc",
+                             {"msgid": "m1", "time": "t"}).split("\r\n")
+        self.assertGreater(len(lines), 3)
+        parsed = [message.parse(line) for line in lines]
+        self.assertEqual("".join(m.params[1] for m in parsed), text)
+        self.assertTrue(all(len(line.split(" ", 1)[1].encode()) <= 510 for line in lines))
+        self.assertEqual([m.tags.get("msgid") for m in parsed], ["m1"] + [None] * (len(lines) - 1))
+        action = message.said("PRIVMSG", "#k", "\x01ACTION " + "x" * 1000 + "\x01", "b!~b@h")
+        self.assertTrue(all(message.parse(line).params[1].startswith("\x01ACTION ")
+                            for line in action.split("\r\n")))
+
     def test_times(self):
         self.assertEqual(wording.isoTime(NOW + 0.25), "2026-11-18T11:06:40.250Z")
         self.assertEqual(wording.parseTime("2026-11-18T11:06:40.250Z"), (NOW * 1000) + 250)

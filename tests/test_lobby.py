@@ -106,6 +106,17 @@ class LobbyTests(TestCase):
         self.assertIsNone(self.successResultOf(d))
         self.assertEqual(list(self.lobby.roomList()), [("kitchen", 0)])
 
+    def test_joinWhileTheRoomIsBeingCreated(self):
+        """IRC's JOIN creates: a second JOIN of a room being stored waits for it."""
+        self.lobby.store.holding = []
+        alice, bob = self.named("alice"), self.named("bob")
+        created = self.lobby.createRoom(alice, "kitchen", exclusive=False)
+        joined = self.lobby.join(bob, "kitchen", exclusive=False)
+        self.assertNoResult(joined)
+        self.lobby.store.release()
+        self.assertEqual(self.successResultOf(created).members, ())
+        self.assertEqual(self.successResultOf(joined).members, ("alice",))
+
     def test_severalRoomsAtOnce(self):
         """Front doors other than the native one may keep a user in many rooms."""
         alice, bob = self.named("alice"), self.named("bob")

@@ -156,8 +156,6 @@ class ChatsvcController(BaseServerController, DirectoryBasedController):
         # tests that need an account are skipped and the others run.
         if ssl:
             raise NotImplementedByController("TLS")
-        if websocket_hostname is not None or websocket_port is not None:
-            raise NotImplementedByController("Websocket")
         assert self.proc is None
         self.hostname = hostname
         self.port = port
@@ -187,6 +185,8 @@ class ChatsvcController(BaseServerController, DirectoryBasedController):
             # irctest's OPER tests use this operator (see irctest's other controllers).
             "--oper", "operuser:operpassword",
         ]
+        if websocket_port is not None:  # the web door: IRC over WebSocket, at /
+            self.command += ["--web", f"tcp:{websocket_port}:interface={websocket_hostname}"]
         if password is not None:
             self.command += ["--irc-password", password]
 

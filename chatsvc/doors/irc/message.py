@@ -76,3 +76,41 @@ def format(command, *params, source=None, tags=None) -> str:
             last = ":" + last
         parts.append(last)
     return " ".join(parts)
+
+
+LINE = 510  # bytes of an IRC line without its tags and CR LF (RFC 1459)
+_ACTION = "\x01ACTION "
+
+
+def said(command, target, text, source, tags=None) -> str:
+    """
+    A PRIVMSG or NOTICE as the line (or lines, CR LF between them) an IRC
+    client takes: a text too long for one 512-byte line once the sender's
+    prefix is added (the other doors take 2048) goes out in several, split
+    at a space where one is near, the msgid on the first only; nothing is cut.
+    """
+    line = format(command, target, text, source=source, tags=tags)
+    if len(text) < 200 or len(format(command, target, text, source=source)
+                              .encode("utf-8")) <= LINE:  # (the first: it fits whatever the prefix)
+        return line
+    room = LINE - len(f":{source} {command} {target} :".encode("utf-8"))
+    action = text.startswith(_ACTION) and text.endswith("\x01")
+    body = text[len(_ACTION):-1] if action else text
+    if action:
+        room -= len(_ACTION) + 1
+    if len(body.encode("utf-8")) <= room or room < 64:
+        return line
+    parts = []
+    while body:
+        piece = body.encode("utf-8")[:room].decode("utf-8", "ignore")
+        if len(piece) < len(body):
+            space = piece.rfind(" ")
+            if space > len(piece) // 2:
+                piece = piece[:space + 1]
+        parts.append(piece)
+        body = body[len(piece):]
+    later = {k: v for k, v in (tags or {}).items() if k != "msgid"} or None
+    return "\r\n".join(
+        format(command, target, _ACTION + p + "\x01" if action else p, source=source,
+               tags=tags if i == 0 else later)
+        for i, p in enumerate(parts))

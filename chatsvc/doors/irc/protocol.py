@@ -18,7 +18,7 @@ from chatsvc import __version__, errors
 from chatsvc.doors.connection import Connection, DoorFactory
 from chatsvc.doors.irc import history, wording as w
 from chatsvc.doors.irc.labels import Labels, batchId
-from chatsvc.doors.irc.message import format, parse
+from chatsvc.doors.irc.message import LINE, format, parse, said
 from chatsvc.events import (Away, IChatClient, Joined, Left, MadeWay, ModeChanged, Noticed,
                             Quit, Renamed, Said, Signalled, Stopping, Whispered)
 from chatsvc.rooms import ROOM_NAME
@@ -391,6 +391,8 @@ class IRCProtocol(Connection):
             try:
                 d = lobby.createRoom(self.user, name, exclusive=False)
             except errors.RoomExists:  # being created by someone else right now
+                if self.settings.create_rate > 0:
+                    rooms.tokens += 1  # it was not this one's creation
                 d = lobby.join(self.user, name, exclusive=False)
             except errors.ChatError:
                 if self.settings.create_rate > 0:
@@ -424,7 +426,7 @@ class IRCProtocol(Connection):
             tags = self.tags(m.timestamp, m.uid)
             if ref:
                 tags["batch"] = ref
-            yield format("PRIVMSG", target, m.text, source=self.maskOf(m.sender), tags=tags)
+            yield said("PRIVMSG", target, m.text, self.maskOf(m.sender), tags)
         if ref:
             yield format("BATCH", "-" + ref, source=self.server)
 
@@ -684,6 +686,14 @@ class IRCProtocol(Connection):
             numeric(w.ERR_TOOMANYTARGETS, clean(names[w.TARGETS])[:64],
                     f"Too many recipients: at most {w.TARGETS} at once")
         for target in names[:w.TARGETS]:
+            if len(format(command, target, text, source=self.mask()).encode("utf-8")) > LINE:
+                # What IRC clients are sent must fit in 512 bytes with our
+                # prefix: say so rather than cut it (other doors' longer
+                # lines go to IRC clients in several).
+                room = LINE - len(format(command, target, "", source=self.mask()).encode())
+                numeric(w.ERR_INPUTTOOLONG, f"Your message is too long for one IRC line:"
+                                            f" at most {room} bytes to {clean(target)[:64]}")
+                continue
             if target.startswith("#"):
                 room = lobby.rooms.get(target[1:].casefold())
                 if room is None:
@@ -694,8 +704,9 @@ class IRCProtocol(Connection):
                 elif command == "NOTICE":
                     event = lobby.notice(self.user, room, text, self.clientTags)
                     if "echo-message" in self.caps:
-                        self.reply("NOTICE", "#" + room.name, event.text, source=self.mask(),
-                                   tags=self.tags(event.timestamp, event.uid, event.tags))
+                        self.labels.reply(said("NOTICE", "#" + room.name, event.text,
+                                               self.mask(), self.tags(event.timestamp,
+                                                                      event.uid, event.tags)))
                 else:
                     self._say(room, text, action)
             else:
@@ -729,8 +740,8 @@ class IRCProtocol(Connection):
         event = lobby.whisper(self.user, target, text, command == "NOTICE", self.clientTags,
                               action)
         if "echo-message" in self.caps:
-            self.reply(command, event.recipient, event.text, source=self.mask(),
-                       tags=self.tags(event.timestamp, event.uid, event.tags))
+            self.labels.reply(said(command, event.recipient, event.text, self.mask(),
+                                   self.tags(event.timestamp, event.uid, event.tags)))
         if recipient is self.user:
             self.deliver(event)
         elif recipient.away and command == "PRIVMSG":
@@ -842,17 +853,16 @@ class IRCProtocol(Connection):
             else:
                 self.line(line)
         elif kind is Whispered:
-            self.line(format("NOTICE" if event.notice else "PRIVMSG", event.recipient,
-                             event.text, source=self.maskOf(event.sender),
-                             tags=self.tags(event.timestamp, event.uid, event.tags)))
+            self.line(said("NOTICE" if event.notice else "PRIVMSG", event.recipient,
+                           event.text, self.maskOf(event.sender),
+                           self.tags(event.timestamp, event.uid, event.tags)))
         elif kind is Signalled:
             if "message-tags" in self.caps:
                 self.line(format("TAGMSG", _signalTarget(event), source=self.maskOf(event.sender),
                                  tags=self.tags(event.timestamp, event.uid, event.tags)))
         elif kind is Noticed:
-            self.line(format("NOTICE", "#" + event.room, event.text,
-                             source=self.maskOf(event.sender),
-                             tags=self.tags(event.timestamp, event.uid, event.tags)))
+            self.line(said("NOTICE", "#" + event.room, event.text, self.maskOf(event.sender),
+                           self.tags(event.timestamp, event.uid, event.tags)))
         elif kind is Away:
             if "away-notify" in self.caps:
                 params = (event.text,) if event.text else ()
@@ -896,9 +906,8 @@ class IRCProtocol(Connection):
         self.write(data)
 
     def _said(self, event, m):
-        return format("PRIVMSG", "#" + event.room, m.text,
-                      source=self.maskOf(m.sender),
-                      tags=self.tags(m.timestamp, m.uid, event.tags.get(m.uid)))
+        return said("PRIVMSG", "#" + event.room, m.text, self.maskOf(m.sender),
+                    self.tags(m.timestamp, m.uid, event.tags.get(m.uid)))
 
 
 def _unanswered(*params):
