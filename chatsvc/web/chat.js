@@ -4,52 +4,20 @@
 // it never touches the DOM.
 
 import * as irc from "./irc.js";
+import { Commands } from "./commands.js";
+import { History } from "./history.js";
+import { Room, insertSorted, mentions } from "./room.js";
+
+export { Room };
 
 const WANTED_CAPS = ["server-time", "message-tags", "echo-message", "batch",
   "labeled-response", "draft/chathistory", "away-notify", "multi-prefix"];
-const PAGE = 50; // history messages asked for at a time
 const MAX_TEXT_BYTES = 1900; // the server takes 2048-byte lines; leave room for the command
 const LIST_EVERY_MS = 60_000; // the room list has no push updates: ask again now and then
 const QUERY_KEEP = 200; // private messages kept in the tab (the server does not store them)
 
 let lastLocalId = 0;
 
-export class Room {
-  constructor(name, kind) {
-    this.name = name; // as the server spells it: "#kitchen", "bob"; "" for the server's own
-    this.kind = kind; // "channel" | "query" | "server"
-    this.key = kind === "server" ? "" : irc.fold(name);
-    this.joined = false;
-    this.members = new Map(); // fold(nick) -> {nick, prefix, away}
-    this.namesBuffer = null; // 353s until 366
-    this.messages = []; // oldest first; unconfirmed ones last
-    this.msgids = new Set();
-    this.unread = 0;
-    this.mentions = 0;
-    this.firstUnread = null; // where the "new messages" divider goes
-    this.exhausted = false; // no older history to load
-    this.loadingOlder = false;
-    this.ready = false; // the join's replay is in: older history may be asked for
-    this.gapFrom = null; // newest msgid seen before the connection dropped
-    this.topic = "";
-  }
-
-  get label() {
-    return this.kind === "server" ? "Server messages" : this.name;
-  }
-
-  get newestMsgid() {
-    for (let i = this.messages.length - 1; i >= 0; i--) {
-      if (this.messages[i].msgid) return this.messages[i].msgid;
-    }
-    return null;
-  }
-
-  get oldestMsgid() {
-    const m = this.messages.find((x) => x.msgid);
-    return m ? m.msgid : null;
-  }
-}
 
 export class Chat {
   constructor(conn, view, saved = {}) {
@@ -640,99 +608,6 @@ export class Chat {
     }
   }
 
-  // -- History -------------------------------------------------------------
-
-  historyDone(batch) {
-    const room = this.roomNamed(batch.params[0]);
-    if (!room) return;
-    room.ready = true;
-    const entry = batch.label ? this.labels.get(batch.label) : null;
-    if (entry && entry.kind === "join") entry.replayed = true;
-    const older = !!(entry && entry.kind === "history" && entry.dir === "before");
-    const hadAny = room.messages.some((x) => x.msgid);
-    const newestBefore = lastTime(room);
-    const added = [];
-    let lastNew = false;
-    for (const line of batch.lines) {
-      const m = this.toMessage(line);
-      if (!m || m.fromServer) continue;
-      lastNew = false;
-      if (m.msgid && room.msgids.has(m.msgid)) continue;
-      // Our own message that lost its echo with the connection: it was stored after all.
-      const lost = m.self && room.messages.find((x) => x.unconfirmed && x.text === m.text);
-      if (lost) {
-        this.confirm(room, lost, m);
-        continue;
-      }
-      lastNew = true;
-      if (m.msgid) room.msgids.add(m.msgid);
-      insertSorted(room.messages, m);
-      added.push(m);
-      // What was said while we were away counts as unread; a first replay does not.
-      if (hadAny && !older && m.time > newestBefore && !m.self) {
-        m.mention = mentions(m.text, this.nick);
-        if (!this.isSeen(room)) {
-          room.unread += 1;
-          if (m.mention) room.mentions += 1;
-          room.firstUnread = room.firstUnread || m;
-        }
-      }
-    }
-    if (older) {
-      room.loadingOlder = false;
-      if (batch.lines.length < entry.limit) room.exhausted = true;
-    } else if (!hadAny && !batch.lines.length) {
-      room.exhausted = true; // a new, empty room
-    }
-    this.view.messagesAdded(room, added, { older });
-    this.view.roomChanged(room);
-    this.view.historyState(room);
-
-    // Filling the gap after a reconnect: page forwards until we meet what the replay brought.
-    if (room.gapFrom && !older) {
-      const ids = new Set(batch.lines.map((l) => l.tags.msgid));
-      const full = entry && entry.kind === "history" && batch.lines.length >= entry.limit;
-      if (ids.has(room.gapFrom) || (entry && entry.kind === "history" && !full)) {
-        room.gapFrom = null;
-      } else if (entry && entry.kind === "history" && full && lastNew) {
-        this.history(room, "after", batch.lines[batch.lines.length - 1].tags.msgid);
-      } else if (entry && entry.kind === "join") {
-        this.history(room, "after", room.gapFrom);
-      } else {
-        room.gapFrom = null;
-      }
-    }
-  }
-
-  pageSize() {
-    const max = Number(this.isupport.get("CHATHISTORY"));
-    return max > 0 ? Math.min(PAGE, max) : 0;
-  }
-
-  canLoadHistory(room) {
-    return room.kind === "channel" && room.joined && this.caps.has("draft/chathistory")
-      && this.caps.has("batch") && this.pageSize() > 0;
-  }
-
-  history(room, dir, msgid) {
-    if (!this.canLoadHistory(room)) return false;
-    const limit = this.pageSize();
-    const label = this.newLabel();
-    this.labels.set(label, { kind: "history", key: room.key, dir, limit });
-    const ref = msgid ? `msgid=${msgid}` : "*";
-    return this.send("CHATHISTORY", [dir.toUpperCase(), room.name, ref, String(limit)], { label });
-  }
-
-  loadOlder(room) {
-    if (!room.ready || room.loadingOlder || room.exhausted || !this.canLoadHistory(room)) return;
-    const oldest = room.oldestMsgid;
-    const sent = oldest ? this.history(room, "before", oldest) : this.history(room, "latest", null);
-    if (sent) {
-      room.loadingOlder = true;
-      this.view.historyState(room);
-    }
-  }
-
   // -- Rooms -----------------------------------------------------------------
 
   addRoom(room) {
@@ -898,52 +773,6 @@ export class Chat {
     this.say(room, m.text, m.type === "action");
   }
 
-  command(room, text) {
-    const [word, ...rest] = text.slice(1).split(" ");
-    const arg = rest.join(" ").trim();
-    switch (word.toLowerCase()) {
-      case "me":
-        return this.say(room, arg, true);
-      case "join":
-        return arg ? this.join(arg.split(" ")[0], true) : this.usage(room, "/join ROOM");
-      case "part":
-      case "leave":
-        return this.part(room);
-      case "msg":
-      case "query": {
-        const [nick, ...words] = arg.split(" ");
-        const query = nick && this.openQuery(nick);
-        if (!query) return this.usage(room, `/${word} NAME [TEXT]`);
-        this.view.show(query);
-        if (words.length) this.say(query, words.join(" "), false);
-        return true;
-      }
-      case "nick":
-        return arg ? this.send("NICK", [arg]) : this.usage(room, "/nick NEWNAME");
-      case "away":
-        return this.send("AWAY", arg ? [arg] : []);
-      case "back":
-        return this.send("AWAY");
-      case "list":
-        return this.refreshList();
-      case "quote":
-      case "raw":
-        return arg ? this.conn.send(arg) : this.usage(room, "/quote IRC LINE");
-      case "help":
-        this.notice(room, "Commands: /me ACTION, /join ROOM, /part, /msg NAME TEXT, /query NAME, "
-          + "/nick NAME, /away [TEXT], /back, /list, /quote LINE. Start with // to send a line beginning with /.", "info");
-        return true;
-      default:
-        this.notice(room, `Unknown command /${word}. Type /help for the list.`, "error");
-        return false;
-    }
-  }
-
-  usage(room, text) {
-    this.notice(room, `Usage: ${text}`, "error");
-    return false;
-  }
-
   // -- Keeping it across reloads (per tab) ---------------------------------
 
   restoreQuery(q) {
@@ -968,31 +797,8 @@ export class Chat {
   }
 }
 
-// Sorted by server time; a message with no time yet (unconfirmed) stays last,
-// and one at the same millisecond goes after those already there.
-export function insertSorted(list, m) {
-  if (!m.time) {
-    list.push(m);
-    return;
-  }
-  let i = list.length;
-  while (i > 0 && (!list[i - 1].time || list[i - 1].time > m.time)) i--;
-  list.splice(i, 0, m);
-}
-
-function lastTime(room) {
-  for (let i = room.messages.length - 1; i >= 0; i--) {
-    if (room.messages[i].msgid && room.messages[i].time) return room.messages[i].time;
-  }
-  return new Date(0);
-}
-
-export function mentions(text, nick) {
-  if (!nick) return false;
-  const escaped = nick.replace(/[-\\^$*+?.()|[\]{}]/g, "\\$&");
-  return new RegExp(`(^|[^A-Za-z0-9_-])${escaped}($|[^A-Za-z0-9_-])`, "i").test(text);
-}
-
 export function guestNick() {
   return `Guest${String(Math.floor(1000 + Math.random() * 9000))}`;
 }
+
+Object.assign(Chat.prototype, History, Commands);

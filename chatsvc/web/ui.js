@@ -140,6 +140,9 @@ export class View {
       stopped: "Signed out",
     };
     text(status, states[conn.state] || conn.state);
+    const said = conn.state === "waiting" ? "Disconnected. Reconnecting…" : status.textContent;
+    const live = this.$("status-live");
+    if (live.textContent !== said) text(live, said);
     this.doc.body.dataset.connection = conn.state === "open" && this.chat.registered ? "online" : conn.state;
     again.hidden = conn.state !== "waiting";
   }
@@ -287,6 +290,7 @@ export class View {
     if (!keepUrl || this.desired === room.key) this.desired = null;
     const log = this.logFor(room);
     log.box.hidden = false;
+    this.$("jump").hidden = true;
     for (const [key, button] of this.buttons) {
       if (key === room.key) button.setAttribute("aria-current", "true");
       else button.removeAttribute("aria-current");
@@ -362,6 +366,10 @@ export class View {
     for (const r of this.chat.rooms.values()) unread += r.unread;
     const here = this.chat.currentRoom;
     this.doc.title = `${unread ? `(${unread}) ` : ""}${here.kind === "server" ? "" : `${here.name} · `}chatsvc`;
+    // On a phone the room list is hidden: its button tells of unread elsewhere.
+    const elsewhere = unread - here.unread;
+    text(this.$("menu-badge"), elsewhere ? String(elsewhere) : "");
+    this.$("menu").setAttribute("aria-label", elsewhere ? `Rooms, ${elsewhere} unread` : "Rooms");
   }
 
   notify() {
