@@ -42,6 +42,11 @@ class PackagingTests(TestCase):
         self.assertIn(PLUGIN, names)
         self.assertIn("chatsvc/__init__.py", names)
         self.assertIn("chatsvc/tap.py", names)
+        # The web page's files are package data, not modules.
+        for asset in ("index.html", "app.js", "chat.js", "commands.js", "connection.js",
+                      "dom.js", "history.js", "irc.js", "room.js", "ui.js", "style.css",
+                      "favicon.svg"):
+            self.assertIn(f"chatsvc/web/{asset}", names)
         # Shipping these would overwrite Twisted's own and hide its plugins.
         self.assertNotIn("twisted/__init__.py", names)
         self.assertNotIn("twisted/plugins/__init__.py", names)
