@@ -78,6 +78,7 @@ class Lobby(service.Service):
         self._outboxes = []  # rooms with stored messages not broadcast yet
         self._delivered = []  # (Deferred, message): says to confirm once broadcast
         self._handedIn = 0  # messages given to the store so far
+        self.stored = 0  # ... and stored (--metrics counts them)
         self._returned = 0  # ... and come back from it, stored or not
         self._holdUntil = None  # broadcast once this many have come back
         self._broadcasting = False  # a broadcast is due at the end of this turn
@@ -450,6 +451,7 @@ class Lobby(service.Service):
         return d
 
     def _stored(self, _, room, message):
+        self.stored += 1
         if not room.outbox:
             self._outboxes.append(room)
         room.outbox.append(message)

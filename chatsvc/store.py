@@ -176,6 +176,8 @@ class SQLiteStore:
         self._idleWaiters = []
         self._closing = False
         self.transactions = 0  # committed write transactions, for tests and benchmarks
+        self.observeCommit = None  # called with each commit's seconds (--metrics)
+        self._started = None  # when the transaction being written began
         self._identity = None  # (st_dev, st_ino) of the database file opened
         self._walIdentity = None  # ... and of its -wal, once the writer has it open
         self._lost = None  # the DatabaseLost once seen: every later write is refused
@@ -302,6 +304,7 @@ class SQLiteStore:
         batch = self._queue[:self.BATCH_MAX]
         del self._queue[:self.BATCH_MAX]
         self._writing = True
+        self._started = self._monotonic()
         self._pool.runInteraction(self._insert, batch).addBoth(self._written, batch)
 
     def _insert(self, cursor, batch):
@@ -351,6 +354,8 @@ class SQLiteStore:
                 d.errback(result)
         else:
             self.transactions += 1
+            if self.observeCommit is not None:
+                self.observeCommit(self._monotonic() - self._started)
             for _, _, d in batch:
                 d.callback(None)
         if not self._writing:

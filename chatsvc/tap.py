@@ -107,6 +107,7 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
         self["listen"] = []
         self["irc"] = []
         self["web"] = []
+        self["metrics"] = []
         self["web-origin"] = []
         self["oper"] = {}
         self["exempt"] = []
@@ -131,6 +132,10 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
             raise usage.UsageError(f"--oper takes NAME:PASSWORD, not {entry!r}.")
         self["oper"][name] = password
 
+    def opt_metrics(self, description):
+        """Serve Prometheus metrics on this endpoint description (off by default; keep it private, e.g. tcp:9100:interface=127.0.0.1)."""  # noqa: E501
+        self["metrics"].append(description)
+
     def opt_web(self, description):
         """Serve the chat page and its WebSocket on this endpoint description too (repeatable; off by default), e.g. tcp:8080 or ssl:8443:privateKey=key.pem:certKey=cert.pem."""  # noqa: E501
         self["web"].append(description)
@@ -148,7 +153,7 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
 
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
-        for option in ("listen", "irc", "web"):
+        for option in ("listen", "irc", "web", "metrics"):
             for description in self[option]:
                 startup.checkListen(reactor, description, "--" + option)  # does not listen
         if self["web"]:
@@ -275,6 +280,9 @@ def makeService(options) -> MultiService:
                               options["oper"])
         browsers.protocol = BrowserIRC
         doors.append(("--web", makeSite(browsers, options["web-origin"]), options["web"]))
+    if options["metrics"]:
+        from chatsvc import metrics
+        doors.append(("--metrics", metrics.makeSite(lobby, addresses), options["metrics"]))
     for option, factory, descriptions in doors:
         for description in descriptions:
             endpoint = _Announced(endpoints.serverFromString(reactor, description),

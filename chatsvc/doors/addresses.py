@@ -89,6 +89,7 @@ class Addresses(Service):
         self._refused = {}  # address -> {reason: count} since its last summary
         self._sweep = task.LoopingCall(self._summarise)
         self._sweep.clock = clock
+        self.refusals = {}  # reason -> connections refused for it since the start
 
     def startService(self):
         super().startService()
@@ -142,6 +143,7 @@ class Addresses(Service):
     def refused(self, peer, refusal):
         address = addressOf(peer)
         reason = refusal.reason
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1  # for --metrics
         counts = self._refused.get(address)
         if counts is None:
             self._refused[address] = {}
