@@ -361,6 +361,10 @@ class CommandLineTests(TestCase):
             "--ngircd", sys.executable))
         self.assertIn("--irc-ack is for runs over IRC", self.badArguments(
             "fanout", "--irc-ack", "witness"))
+        self.assertIn("chatsvc is chatsvc-irc", self.badArguments(
+            "fanout", "--servers", "chatsvc,chatsvc-irc", "--protocol", "irc"))
+        self.assertIn("does not apply over IRC", self.badArguments(
+            "store", "--servers", "chatsvc,chatsvc-irc"))
         self.assertIn("at least two clients", self.badArguments(
             "fanout", "-R", "0", "-S", "1", "--protocol", "irc", "--irc-ack", "witness"))
         self.assertIn("does not apply over IRC", self.badArguments(
@@ -397,6 +401,8 @@ class CommandLineTests(TestCase):
                          [("chatsvc-irc", "witness"), ("ngircd", "witness")])
         self.assertEqual(made("--servers", "chatsvc,ngircd", *ngircd),
                          [("chatsvc", None), ("ngircd", "witness")])
+        self.assertEqual(made("--servers", "chatsvc,chatsvc-irc,ngircd", *ngircd),
+                         [("chatsvc", None), ("chatsvc-irc", "echo"), ("ngircd", "witness")])
         self.assertEqual(made("--protocol", "irc", "--connect", "127.0.0.1:6667"),
                          [("irc", "witness")])
         self.assertEqual(made("--protocol", "irc", "--connect", "127.0.0.1:6667",

@@ -84,7 +84,7 @@ def makeParser():
                         help="the wire protocol the bench speaks to chatsvc: chatsvc (its"
                         " native door) or irc (its IRC door, which the bench then starts"
                         " with --irc; or an IRC server such as ngircd given with --connect)."
-                        " ngircd is always driven over IRC")
+                        " ngircd and chatsvc-irc (see --servers) are always driven over IRC")
     common.add_argument("--quiet", action="store_true", help="no progress on stderr")
     common.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                         help="pass ARG on to the server the bench starts (repeatable),"

@@ -66,7 +66,9 @@ from chatsvc.bench.workloads import (
 
 SYNC_TOKEN = "chatsvc-bench-sync"
 MAX_PAYLOAD = 400  # an IRC line is at most 512 bytes with its prefix and CR LF
-SERVERS = ("chatsvc", "ngircd")
+# chatsvc: over --protocol (its native door by default); chatsvc-irc: its IRC
+# door whatever --protocol says, so that one invocation can measure both doors.
+SERVERS = ("chatsvc", "chatsvc-irc", "ngircd")
 ACKS = ("echo", "witness")
 SERVER_NAME = "bench.invalid"  # the IRC server name the bench gives the servers it starts
 
@@ -548,7 +550,7 @@ def targets(args, workload):
     for name in args.servers:
         if name == "ngircd":
             made.append(NgircdTarget(workload, findNgircd(args.ngircd)))
-        elif args.protocol == "irc":
+        elif name == "chatsvc-irc" or args.protocol == "irc":
             made.append(ChatsvcIrcTarget(workload, args.irc_ack or "echo"))
         else:
             made.append(ChatsvcTarget(workload))
@@ -575,7 +577,9 @@ def addOptions(common):
                         " (same as --servers ngircd)")
     common.add_argument("--servers", type=_serverList, metavar="LIST",
                         help="start and measure each of these servers in turn, their runs"
-                        " interleaved: chatsvc, ngircd or chatsvc,ngircd (default chatsvc)")
+                        " interleaved: a comma-separated list of chatsvc (over --protocol),"
+                        " chatsvc-irc (chatsvc through its IRC door) and ngircd, e.g."
+                        " chatsvc,chatsvc-irc,ngircd (default chatsvc)")
     common.add_argument("--ngircd", metavar="PATH",
                         help="the ngircd binary (default: ngircd on PATH, else /usr/sbin/ngircd)")
     common.add_argument("--irc-ack", choices=ACKS,
@@ -602,18 +606,22 @@ def checkArgs(args, sub, workload):
         if "ngircd" in servers and findNgircd(args.ngircd) is None:
             sub.error(f"ngircd not found ({args.ngircd or 'not on PATH nor /usr/sbin/ngircd'});"
                       " install it (apt-get install ngircd) or give --ngircd PATH")
-        if args.server_arg and "chatsvc" not in servers:
+        if args.protocol == "irc" and {"chatsvc", "chatsvc-irc"} <= set(servers):
+            sub.error("with --protocol irc, chatsvc is chatsvc-irc (its IRC door): give one")
+        if args.server_arg and not {"chatsvc", "chatsvc-irc"} & set(servers):
             sub.error("--server-arg is for chatsvc; the bench writes ngircd's config itself")
         if "ngircd" in servers:
             if args.irc_ack == "echo":
                 sub.error("ngircd does not offer echo-message: --irc-ack echo is for chatsvc's"
-                          " IRC door (--protocol irc) or a server given with --connect")
+                          " IRC door or a server given with --connect (without --irc-ack,"
+                          " chatsvc's IRC door is run with echo and ngircd with witness)")
             acks.add("witness")
-        if "chatsvc" in servers and args.protocol == "irc":
+        if "chatsvc-irc" in servers or "chatsvc" in servers and args.protocol == "irc":
             acks.add(args.irc_ack or "echo")
     args.servers = servers
     if args.irc_ack and not acks:
-        sub.error("--irc-ack is for runs over IRC: give --protocol irc (or ngircd)")
+        sub.error("--irc-ack is for runs over IRC: give --protocol irc (or chatsvc-irc or"
+                  " ngircd in --servers)")
     if acks:
         if workload.name not in ("fanout", "connections"):
             sub.error(f"{workload.name} does not apply over IRC, only fanout and connections do"
