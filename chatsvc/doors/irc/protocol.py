@@ -27,6 +27,10 @@ from chatsvc.text import clean
 REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"}  # before 001
 TAGS_MAX = 4096  # bytes of tags a client may send, with the '@' and the space (IRCv3)
 _NICK = re.compile(r"[A-Za-z0-9_-]+")  # the Lobby's names
+# The kinds of client a room's messages are rendered for once each (see
+# _deliverSaid), by server-time then message-tags: made once, not per member.
+_SAID_KEYS = ((("irc", False, False), ("irc", False, True)),
+              (("irc", True, False), ("irc", True, True)))
 
 
 @implementer(IChatClient)
@@ -776,8 +780,8 @@ class IRCProtocol(Connection):
 
     def deliver(self, event):
         kind = type(event)
-        if kind is Said:
-            self._deliverSaid(event)
+        if kind is Said:  # every member, for every message: only closing() is skipped,
+            return self._deliverSaid(event)  # which acts on Stopping and MadeWay alone
         elif kind is Joined:
             self.line(format("JOIN", "#" + event.room, source=self.maskOf(event.name),
                              tags=self.tags()))
@@ -828,9 +832,10 @@ class IRCProtocol(Connection):
         self.closing(event)
 
     def _deliverSaid(self, event):
-        echo = "echo-message" in self.caps
+        caps = self.caps
+        echo = "echo-message" in caps
         labels = self.labels
-        key = ("irc", "server-time" in self.caps, "message-tags" in self.caps)
+        key = _SAID_KEYS["server-time" in caps]["message-tags" in caps]
         mine = self.user.name
         senders = event.rendered.get("senders")
         if senders is None:
