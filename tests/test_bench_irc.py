@@ -2,8 +2,10 @@
 chatsvc-bench over IRC (``--protocol irc``) against a tiny fake IRC server
 written here with Twisted (no ngircd needed): exact counts with tiny
 parameters, PING answered while counting, the witness releasing each sender's
-window, connections; the options that do not go together; the plot. One test
-also runs ngircd beside chatsvc when ngircd is installed.
+window, echo-message asked for and the echo releasing it, connections; the
+options that do not go together; the plot. chatsvc's own IRC door is driven
+as the bench starts it, and one test also runs ngircd beside chatsvc when
+ngircd is installed.
 """
 
 import importlib.util
@@ -18,7 +20,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.trial.unittest import SkipTest, TestCase
 
 from chatsvc.bench import cli, main, plot, sink
-from chatsvc.bench.irc import IRC, findNgircd, ngircdConfig
+from chatsvc.bench.irc import IRC, IRC_LISTEN, findNgircd, ngircdConfig, targets
 from chatsvc.bench.run import Run
 from tests.support import benchRefusal, coroutine
 
@@ -33,6 +35,7 @@ class FakeIrcClient(LineOnlyReceiver):
         self.nick = None
         self.channel = None
         self.unwitnessed = 0
+        self.caps = set()
 
     def out(self, line):
         self.transport.write(line.encode("utf-8") + b"\r\n")
@@ -42,7 +45,15 @@ class FakeIrcClient(LineOnlyReceiver):
         server = self.factory
         command, _, rest = line.partition(" ")
         server.commands.append(command)
-        if command == "NICK":
+        if command == "CAP":
+            sub, _, asked = rest.partition(" ")
+            asked = asked.lstrip(":")
+            if sub == "REQ":
+                granted = asked in server.caps
+                if granted:
+                    self.caps.add(asked)
+                self.out(f":fake.irc CAP * {'ACK' if granted else 'NAK'} :{asked}")
+        elif command == "NICK":
             if server.refuse(rest):
                 self.out(f":fake.irc 433 * {rest} :Nickname already in use")
                 return
@@ -72,14 +83,16 @@ class FakeIrcClient(LineOnlyReceiver):
                     member.out("PING :probe")
             server.privmsgs.append(self.nick)
             for member in members:
-                if member is not self:  # an IRC server does not echo to the sender
+                # An IRC server does not echo to the sender unless it asked for echo-message.
+                if member is not self or "echo-message" in self.caps:
                     member.out(f":{self.nick}!u@127.0.0.1 PRIVMSG {target} {text}")
 
 
 class FakeIrcServer(Factory):
     protocol = FakeIrcClient
 
-    def __init__(self, pingOnce=False, refuse=lambda nick: False):
+    def __init__(self, pingOnce=False, refuse=lambda nick: False, caps=()):
+        self.caps = set(caps)  # what CAP REQ may turn on
         self.pingOnce = pingOnce
         self.pinged = False
         self.refuse = refuse
@@ -174,9 +187,91 @@ class FanoutTests(IrcBenchTestCase):
         self.assertEqual(len(result.errors), 1, result.errors)
         self.assertIn("433", result.errors[0])
 
+    @coroutine
+    async def test_echo(self):
+        """
+        --irc-ack echo: each client asks for echo-message; everyone gets every
+        message, (R+S)*S*M lines, and a sender's own copy releases its window.
+        """
+        [result] = await self.bench("fanout", "-R", "2", "-S", "2", "-M", "5", "-W", "2",
+                                    "--irc-ack", "echo", caps=["echo-message"])
+        self.assertComplete(result)
+        m = result.metrics
+        self.assertEqual((m["messages"], m["lines"], m["lines_expected"]), (10, 40, 40))
+        self.assertEqual(result.params["ack"], "echo")
+        self.assertEqual(self.server.commands.count("CAP"), 2 * 4)  # REQ and END each
+        self.assertGreater(m["echo_p50_ms"], 0)
+        self.assertIn("echo latency p99", self.out.getvalue())
+        self.assertNotIn("witness", self.out.getvalue())
+
+    @coroutine
+    async def test_echoAlone(self):
+        """With echo-message one sender alone is a run: its echoes are its lines."""
+        [result] = await self.bench("fanout", "-R", "0", "-S", "1", "-M", "4",
+                                    "--irc-ack", "echo", caps=["echo-message"])
+        self.assertComplete(result)
+        self.assertEqual((result.metrics["messages"], result.metrics["lines"]), (4, 4))
+
+    @coroutine
+    async def test_echoRefused(self):
+        """A server that does not grant echo-message: one clear error, no run."""
+        [result] = await self.bench("fanout", "-R", "1", "-S", "1", "-M", "2",
+                                    "--irc-ack", "echo")
+        self.assertFalse(result.complete)
+        self.assertEqual(len(result.errors), 1, result.errors)
+        self.assertIn("did not grant the echo-message capability", result.errors[0])
+        self.assertIn("CAP * NAK", result.errors[0])
+
     def _records(self):
         with open(self.json) as f:
             return [json.loads(line) for line in f]
+
+
+class ChatsvcIrcTests(TestCase):
+    """--protocol irc without --connect: chatsvc started with its IRC door, driven over IRC."""
+
+    timeout = 60
+
+    async def bench(self, *argv):
+        out = io.StringIO()
+        args, workload = cli.parseArgs([*argv, "--protocol", "irc", "--quiet",
+                                        "--json", os.path.abspath(self.mktemp())])
+        results = await cli.Bench(reactor, args, workload, out=out).runAll()
+        return results, out.getvalue()
+
+    @coroutine
+    async def test_echo(self):
+        """
+        The default: echo-message, so (R+S)*S*M lines as natively; the
+        receivers a sink counts are counted by the same tag; the server was
+        started with the IRC door on loopback and the capacity options.
+        """
+        [result], out = await self.bench("fanout", "-R", "4", "-S", "2", "-M", "5",
+                                         "--sinks", "1", "--probes", "1")
+        self.assertEqual((result.complete, result.errors), (True, []))
+        m = result.metrics
+        self.assertEqual((m["messages"], m["lines"], m["pings_answered"]), (10, (4 + 2) * 10, 0))
+        self.assertEqual(m["delivery_timed"], (1 + 2) * 10)  # one probe and the senders
+        self.assertEqual((result.server["kind"], result.params["protocol"],
+                          result.params["ack"]), ("chatsvc-irc", "irc", "echo"))
+        args = result.server["args"]
+        self.assertIn(IRC_LISTEN, args[args.index("--irc") + 1:][:1])
+        for option, value in (("--flood-rate", "0"), ("--exempt", "127.0.0.0/8"),
+                              ("--max-clients", "16"), ("--irc-server-name", "bench.invalid")):
+            self.assertEqual(args[args.index(option) + 1], value, option)
+        self.assertEqual(result.server["tracebacks"], 0)
+        self.assertIn("(server chatsvc-irc 127.0.0.1:", out)
+        self.assertIn("server_us_per_line", m)
+
+    @coroutine
+    async def test_witness(self):
+        """--irc-ack witness: driven exactly as ngircd is, (R+S-1)*S*M lines."""
+        [result], out = await self.bench("fanout", "-R", "2", "-S", "2", "-M", "5",
+                                         "--irc-ack", "witness")
+        self.assertEqual((result.complete, result.errors), (True, []))
+        self.assertEqual((result.metrics["messages"], result.metrics["lines"]), (10, 30))
+        self.assertEqual(result.params["ack"], "witness")
+        self.assertIn("witness latency p99", out)
 
 
 class SinkTests(IrcBenchTestCase):
@@ -261,7 +356,17 @@ class CommandLineTests(TestCase):
         return benchRefusal(self, *argv)
 
     def test_badCombinations(self):
-        self.assertIn("give --connect", self.badArguments("fanout", "--protocol", "irc"))
+        self.assertIn("ngircd does not offer echo-message", self.badArguments(
+            "fanout", "--servers", "chatsvc,ngircd", "--protocol", "irc", "--irc-ack", "echo",
+            "--ngircd", sys.executable))
+        self.assertIn("--irc-ack is for runs over IRC", self.badArguments(
+            "fanout", "--irc-ack", "witness"))
+        self.assertIn("chatsvc is chatsvc-irc", self.badArguments(
+            "fanout", "--servers", "chatsvc,chatsvc-irc", "--protocol", "irc"))
+        self.assertIn("does not apply over IRC", self.badArguments(
+            "store", "--servers", "chatsvc,chatsvc-irc"))
+        self.assertIn("at least two clients", self.badArguments(
+            "fanout", "-R", "0", "-S", "1", "--protocol", "irc", "--irc-ack", "witness"))
         self.assertIn("does not apply over IRC", self.badArguments(
             "join", "--protocol", "irc", "--connect", "127.0.0.1:6667"))
         self.assertIn("does not apply over IRC", self.badArguments(
@@ -278,6 +383,30 @@ class CommandLineTests(TestCase):
         self.assertIn("for chatsvc", self.badArguments(
             "fanout", "--irc-server", "ngircd", "--ngircd", sys.executable,
             "--server-arg=--history-replay=1"))
+
+
+    def test_targets(self):
+        """Which servers an invocation measures, over which protocol, acknowledged how."""
+        def made(*argv):
+            args, workload = cli.parseArgs(["fanout", *argv])
+            return [(t.name, getattr(t.workload, "ack", None)) for t in targets(args, workload)]
+
+        ngircd = ("--ngircd", sys.executable)
+        self.assertEqual(made("--protocol", "irc"), [("chatsvc-irc", "echo")])
+        self.assertEqual(made("--protocol", "irc", "-R", "0", "-S", "1"), [("chatsvc-irc", "echo")])
+        self.assertEqual(made("--servers", "chatsvc,ngircd", "--protocol", "irc", *ngircd),
+                         [("chatsvc-irc", "echo"), ("ngircd", "witness")])
+        self.assertEqual(made("--servers", "chatsvc,ngircd", "--protocol", "irc",
+                              "--irc-ack", "witness", *ngircd),
+                         [("chatsvc-irc", "witness"), ("ngircd", "witness")])
+        self.assertEqual(made("--servers", "chatsvc,ngircd", *ngircd),
+                         [("chatsvc", None), ("ngircd", "witness")])
+        self.assertEqual(made("--servers", "chatsvc,chatsvc-irc,ngircd", *ngircd),
+                         [("chatsvc", None), ("chatsvc-irc", "echo"), ("ngircd", "witness")])
+        self.assertEqual(made("--protocol", "irc", "--connect", "127.0.0.1:6667"),
+                         [("irc", "witness")])
+        self.assertEqual(made("--protocol", "irc", "--connect", "127.0.0.1:6667",
+                              "--irc-ack", "echo"), [("irc", "echo")])
 
 
 def _record(server, receivers, lines, p99, complete=True, bench="fanout"):
@@ -388,3 +517,18 @@ class NgircdTests(TestCase):
         with open(path) as f:
             kinds = [json.loads(line)["server"]["kind"] for line in f]
         self.assertEqual(kinds, ["chatsvc", "ngircd"])
+
+    @coroutine
+    async def test_sideBySideOverIrc(self):
+        """--protocol irc: chatsvc's IRC door (echo-message) beside ngircd (witness)."""
+        if findNgircd() is None:
+            raise SkipTest("ngircd is not installed (apt-get install ngircd)")
+        path = os.path.abspath(self.mktemp())
+        args, workload = cli.parseArgs(["fanout", "-R", "2", "-S", "2", "-M", "5", "--servers",
+                                        "chatsvc,ngircd", "--protocol", "irc", "--quiet",
+                                        "--json", path])
+        results = await cli.Bench(reactor, args, workload, out=io.StringIO()).runAll()
+        self.assertEqual([(r.server["kind"], r.complete, r.errors, r.metrics["lines"],
+                           r.params["ack"]) for r in results],
+                         [("chatsvc-irc", True, [], 40, "echo"),
+                          ("ngircd", True, [], 30, "witness")])

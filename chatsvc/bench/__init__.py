@@ -5,7 +5,8 @@ it (workloads fanout, join, store, connections and abuse).
 Modules: L{cli} (the command line), L{run} (one run's clients and deadline),
 L{workloads}, L{client} (the cheap client and the wire dialect), L{server}
 (the server subprocess, /proc readings, preloading), L{report}, L{irc} (the
-IRC dialect and ngircd, for ``--protocol irc`` and ``--servers``), L{sink}
+IRC dialect, chatsvc's IRC door and ngircd, for ``--protocol irc``,
+``--irc-ack`` and ``--servers``), L{sink}
 (the process that counts most fanout receivers, ``--sinks``), L{plot}
 (``chatsvc-bench plot``) and ``chatsvc-bench abuse``: L{abuse} (the
 workload and its runs), L{abuseargs}, L{abuseserver}, L{abusetable},

@@ -81,8 +81,10 @@ def makeParser():
     common.add_argument("--json", metavar="FILE",
                         help="append one JSON line per run (and a summary line) to FILE")
     common.add_argument("--protocol", choices=sorted(DIALECTS), default="chatsvc",
-                        help="the wire protocol of the server given with --connect"
-                        " (chatsvc, or irc for an IRC server such as ngircd)")
+                        help="the wire protocol the bench speaks to chatsvc: chatsvc (its"
+                        " native door) or irc (its IRC door, which the bench then starts"
+                        " with --irc; or an IRC server such as ngircd given with --connect)."
+                        " ngircd and chatsvc-irc (see --servers) are always driven over IRC")
     common.add_argument("--quiet", action="store_true", help="no progress on stderr")
     common.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                         help="pass ARG on to the server the bench starts (repeatable),"

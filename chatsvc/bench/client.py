@@ -33,6 +33,7 @@ class Native:
     # A chat line as the server renders it: "<name> text".
     marker = re.compile(rb"^<[^>\n]*> @(\d+)\.(\d+)\.(\d+)", re.MULTILINE)
     tag = b"> @"  # in a bench message's line and no other: what a sink counts
+    gap = b""  # what follows the marker before the padding (see IRC)
 
     def newClient(self, name):
         return BenchClient(self, name)
@@ -234,6 +235,7 @@ class Sender:
         self.worst = (-1, None)
         self.echoes = run.echoes
         self.say = run.dialect.say
+        self.gap = run.dialect.gap
 
     def start(self):
         for _ in range(self.window):
@@ -241,7 +243,7 @@ class Sender:
 
     def _send(self):
         self.sent += 1
-        marker = b"@%d.%d.%d" % (self.sid, self.sent, self.run.clock())
+        marker = b"@%d.%d.%d%s" % (self.sid, self.sent, self.run.clock(), self.gap)
         self.client.transport.write(self.say(marker + self.filler[len(marker):]))
 
     def echoed(self, seq, latency):

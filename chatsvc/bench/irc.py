@@ -1,8 +1,10 @@
 """
 IRC for chatsvc-bench: the IRC wire dialect (``--protocol irc``), the fanout
-workload as IRC allows it, and ngircd started by the bench (``--irc-server
-ngircd``), so that a C server can be measured side by side with chatsvc in one
-invocation (``--servers chatsvc,ngircd``) with the same workload.
+workload as IRC allows it, chatsvc driven through its own IRC door
+(``--protocol irc``: the bench starts it with ``--irc``), and ngircd started
+by the bench (``--irc-server ngircd``), so that a C server can be measured
+side by side with chatsvc in one invocation (``--servers chatsvc,ngircd``,
+with ``--protocol irc`` for chatsvc's IRC door) with the same workload.
 
 What differs from the native protocol, and how the numbers are kept comparable:
 
@@ -11,21 +13,32 @@ What differs from the native protocol, and how the numbers are kept comparable:
    barrier (the native ``who``) is ``PING :TOKEN``, answered by ``PONG``.
    A ``PING`` from the server is answered with ``PONG`` at any time.
  - A message is ``PRIVMSG #ROOM :TEXT``; TEXT is the same bench marker padded
-   to the same payload as in the native run.
- - An IRC server does not send a sender its own message. So each sender's
-   window is released by its *witness*: one fixed other client in the room
-   (sender k's witness is receiver k, cycling over the receivers; with no
-   receivers, the next sender). The "echo" latency of an IRC run is the
-   witness's copy; the delivery latency is every copy, as in the native run.
- - Delivered lines are the bench's ``PRIVMSG`` lines every client received:
-   (R+S-1)*S*M when nothing is lost, against (R+S)*S*M natively, where the
-   sender's echo is one of the lines the server delivers.
+   to the same payload as in the native run, with a space after the marker
+   (L{IRC.gap}): a server may relay a one-word text without the colon
+   (chatsvc's door does), and the bench looks for `` :@``.
+ - What releases a sender's window (``--irc-ack``, the run's ``ack``):
+    - ``echo``: the client asks for IRCv3 ``echo-message`` (``CAP REQ``)
+      and the server sends the sender its own message, as chatsvc's native
+      door does: that echo is the acknowledgement. chatsvc's IRC door sends
+      it once the message is stored, with everyone else's copy. Delivered
+      lines are (R+S)*S*M, as natively. The default for chatsvc's IRC door.
+    - ``witness``: an IRC server without ``echo-message`` (ngircd) does not
+      send a sender its own message. So each sender's window is released by
+      its *witness*: one fixed other client in the room (sender k's witness
+      is receiver k, cycling over the receivers; with no receivers, the next
+      sender). The "echo" latency of such a run is the witness's copy; the
+      delivery latency is every copy, as in the native run. Delivered lines
+      are the bench's ``PRIVMSG`` lines every client received: (R+S-1)*S*M
+      when nothing is lost. The default for ngircd and ``--connect``;
+      ``--irc-ack witness`` drives chatsvc's IRC door exactly as ngircd.
+   Either way the server's CPU per delivered line counts every line it sent.
 
 ``join`` and ``store`` measure stored history, which IRC does not have;
 ``fanout`` and ``connections`` apply.
 """
 
 import collections
+import functools
 import os
 import re
 import shutil
@@ -53,7 +66,11 @@ from chatsvc.bench.workloads import (
 
 SYNC_TOKEN = "chatsvc-bench-sync"
 MAX_PAYLOAD = 400  # an IRC line is at most 512 bytes with its prefix and CR LF
-SERVERS = ("chatsvc", "ngircd")
+# chatsvc: over --protocol (its native door by default); chatsvc-irc: its IRC
+# door whatever --protocol says, so that one invocation can measure both doors.
+SERVERS = ("chatsvc", "chatsvc-irc", "ngircd")
+ACKS = ("echo", "witness")
+SERVER_NAME = "bench.invalid"  # the IRC server name the bench gives the servers it starts
 
 
 def _numeric(line):
@@ -64,6 +81,18 @@ def _numeric(line):
     return parts[0]
 
 
+def _granted(lines, cap):
+    """Whether one of the server's lines is a ``CAP * ACK`` of C{cap}."""
+    for line in lines:
+        if _numeric(line) != "CAP":
+            continue
+        words = line.split(" ")[1 if line.startswith(":") else 0:]  # CAP TARGET ACK caps...
+        if len(words) > 3 and words[2] == "ACK" and \
+                cap in " ".join(words[3:]).lstrip(":").split():
+            return True
+    return False
+
+
 class IRC:
     """The IRC client protocol (RFC 2812), as much of it as the bench needs."""
 
@@ -71,8 +100,12 @@ class IRC:
     # A channel message as a server relays it: ":nick!user@host PRIVMSG #room :text".
     marker = re.compile(rb"^:[^ \n]+ PRIVMSG [^ \n]+ :@(\d+)\.(\d+)\.(\d+)", re.MULTILINE)
     tag = b" :@"  # PRIVMSG #ROOM :@SID.SEQ.T...
+    # After the marker: the text is two words, so that every server relays it
+    # as a trailing parameter (" :@...") whatever it does with one word.
+    gap = b" "
 
-    def __init__(self):
+    def __init__(self, echo=False):
+        self.echo = echo  # ask for echo-message: a sender's own copy acknowledges it
         self.channel = None
         self._prefix = None
 
@@ -80,8 +113,15 @@ class IRC:
         return IrcClient(self, name)
 
     async def login(self, client, name):
-        client.send(f"NICK {name}\r\nUSER {name} 0 * :chatsvc-bench\r\n".encode("ascii"))
-        await client.expect(lambda line: _numeric(line) == "001", f"the welcome (001) of {name}")
+        register = f"NICK {name}\r\nUSER {name} 0 * :chatsvc-bench\r\n"
+        if self.echo:  # registration waits for CAP END, so the cap is on before 001
+            register = f"CAP REQ :echo-message\r\n{register}CAP END\r\n"
+        client.send(register.encode("ascii"))
+        lines = await client.expect(lambda line: _numeric(line) == "001",
+                                    f"the welcome (001) of {name}")
+        if self.echo and not _granted(lines, "echo-message"):
+            raise BenchError(f"{name}: the server did not grant the echo-message capability"
+                             f" (its answer: {' | '.join(lines[:2])}); give --irc-ack witness")
 
     def channelOf(self, room):
         return room if room[:1] in "#&+" else f"#{room}"
@@ -130,7 +170,7 @@ class IRC:
 
 
 DIALECTS["irc"] = IRC
-report.PROTOCOL_LABELS["irc"] = {
+report.PROTOCOL_LABELS[("irc", "witness")] = {
     "messages": "messages said (each reached its witness)",
     "msgs_per_s": "message rate (each reached its witness), messages/s",
     "echo_p50_ms": "witness latency p50 (not an echo), ms",
@@ -221,31 +261,46 @@ class IrcTally(Tally):
 
 
 class IrcFanout(Fanout):
-    """L{Fanout} over IRC: windows released by a witness, no sender echo."""
+    """
+    L{Fanout} over IRC: windows released by a witness (C{ack} "witness", no
+    sender echo) or by the sender's own echo (C{ack} "echo", echo-message).
+    """
+
+    def __init__(self, receivers, senders, messages, window, payload, ack="witness"):
+        super().__init__(receivers, senders, messages, window, payload)
+        self.ack = ack
 
     def params(self):
-        return {**super().params(), "protocol": "irc", "ack": "witness"}
+        return {**super().params(), "protocol": "irc", "ack": self.ack}
 
     async def measureSending(self, run, senderClients, receivers):
         return await _measureSending(run, senderClients, receivers, self.messages,
                                      self.window, self.payload, fanout=True,
-                                     counting=IrcCounting)
+                                     counting=functools.partial(IrcCounting,
+                                                                echo=self.ack == "echo"))
 
 
 class IrcCounting(Counting):
     """
-    Counting over IRC: a sender gets every message but its own, and its
-    window is released by its witness (which stays in the bench); a PING is
-    answered and not counted, any other line is an error of the run.
+    Counting over IRC: without C{echo}, a sender gets every message but its
+    own, and its window is released by its witness (which stays in the
+    bench); with C{echo} (echo-message), everyone gets every message and a
+    sender's own copy releases its window, as natively. A PING is answered
+    and not counted, any other line is an error of the run.
     """
 
-    acks = "witnessed"
-
-    def __init__(self, run, senders, senderClients, receivers, fanout):
+    def __init__(self, run, senders, senderClients, receivers, fanout, echo=False):
         super().__init__(run, senders, senderClients, receivers, fanout)
+        self.echo = echo
+        self.acks = "echoes" if echo else "witnessed"
         everyone = senderClients + receivers
-        self.expectedLines = self.total * (len(everyone) - 1)
         self.witnessed = {id(client): {} for client in everyone}
+        if echo:
+            self.expectedLines = self.total * len(everyone)
+            for sender, client in zip(senders, senderClients):
+                self.witnessed[id(client)][b"%d" % sender.sid] = sender
+            return
+        self.expectedLines = self.total * (len(everyone) - 1)
         for sender in senders:
             if receivers:
                 witness = receivers[(sender.sid - 1) % len(receivers)]
@@ -255,7 +310,7 @@ class IrcCounting(Counting):
         self.pinned = {id(c) for c in everyone if self.witnessed[id(c)]}
 
     def startSenders(self, senderClients):
-        mine = self.senders[0].count
+        mine = 0 if self.echo else self.senders[0].count
         for client in senderClients:
             client.startCounting(IrcTally(self.run, client, self.total - mine,
                                           self.witnessed[id(client)]))
@@ -276,11 +331,11 @@ class IrcCounting(Counting):
             getattr(c, "pings", 0) for c in everyone)}
 
 
-def ircWorkload(workload):
+def ircWorkload(workload, ack="witness"):
     """The workload as it runs over IRC (fanout and connections apply)."""
     if isinstance(workload, Fanout):
         return IrcFanout(workload.receivers, workload.senders, workload.messages,
-                         workload.window, workload.payload)
+                         workload.window, workload.payload, ack)
     if isinstance(workload, Connections):
         return workload
     raise BenchError(f"{workload.name} does not apply to IRC")
@@ -390,6 +445,35 @@ class NgircdProcess(ServerProcess):
                     self._hosting.callback(self.port)
 
 
+# chatsvc's IRC door, started by the bench
+
+# Port 0, spelt with its keyword: the IRC door's "Hosting at" line then tells
+# itself from the native door's (tcp:0:interface=127.0.0.1), with no race
+# for a port chosen beforehand.
+IRC_LISTEN = "tcp:port=0:interface=127.0.0.1"
+
+
+def chatsvcIrcArgs():
+    """
+    What the bench adds for chatsvc's IRC door, besides the capacity options
+    every chatsvc run gets (L{chatsvc.bench.server.capacityArgs}): the door
+    on a loopback port, the server name ngircd gets too, and pings only
+    after an hour of silence, as ngircd's PingTimeout.
+    """
+    return ["--irc", IRC_LISTEN, "--irc-server-name", SERVER_NAME,
+            "--irc-ping-interval", "3600"]
+
+
+class ChatsvcIrcProcess(ServerProcess):
+    """``twistd chatroom ... --irc ...``; its port is the IRC door's."""
+
+    hosting = re.compile(rb"Hosting at 127\.0\.0\.1:(\d+) \("
+                         + re.escape(IRC_LISTEN.encode("ascii")) + rb"\)")
+
+    def argv(self):
+        return serverCommand(self.db, self.max_clients, [*chatsvcIrcArgs(), *self.extra])
+
+
 # The servers one invocation measures
 
 class ChatsvcTarget:
@@ -405,8 +489,24 @@ class ChatsvcTarget:
         return ServerProcess(reactor, db, max_clients, workdir, extra)
 
     def describe(self, server):
-        return {"args": serverCommand(server.db, server.max_clients, server.extra)[3:],
+        return {"args": server.argv()[3:],
                 "extra": list(server.extra)}  # --server-arg: plotted as a server of its own
+
+
+class ChatsvcIrcTarget(ChatsvcTarget):
+    """Our server, started by the bench with its IRC door, driven over IRC (--protocol irc)."""
+
+    name = "chatsvc-irc"
+
+    def __init__(self, workload, ack="echo"):
+        self.ack = ack
+        self.workload = ircWorkload(workload, ack)
+
+    def dialect(self):
+        return IRC(echo=self.ack == "echo")
+
+    def newServer(self, reactor, db, max_clients, workdir, extra):
+        return ChatsvcIrcProcess(reactor, db, max_clients, workdir, extra)
 
 
 class NgircdTarget:
@@ -432,20 +532,26 @@ class NgircdTarget:
 class ConnectTarget:
     """A server given with --connect: its protocol is all the bench knows."""
 
-    def __init__(self, workload, protocol):
+    def __init__(self, workload, protocol, ack="witness"):
         self.name = protocol
-        self.dialect = DIALECTS[protocol]
-        self.workload = ircWorkload(workload) if protocol == "irc" else workload
+        if protocol == "irc":
+            self.dialect = functools.partial(IRC, echo=ack == "echo")
+            self.workload = ircWorkload(workload, ack)
+        else:
+            self.dialect = DIALECTS[protocol]
+            self.workload = workload
 
 
 def targets(args, workload):
     """The servers this invocation measures, in the order of their runs."""
     if args.connect is not None:
-        return [ConnectTarget(workload, args.protocol)]
+        return [ConnectTarget(workload, args.protocol, args.irc_ack or "witness")]
     made = []
     for name in args.servers:
         if name == "ngircd":
             made.append(NgircdTarget(workload, findNgircd(args.ngircd)))
+        elif name == "chatsvc-irc" or args.protocol == "irc":
+            made.append(ChatsvcIrcTarget(workload, args.irc_ack or "echo"))
         else:
             made.append(ChatsvcTarget(workload))
     return made
@@ -471,9 +577,17 @@ def addOptions(common):
                         " (same as --servers ngircd)")
     common.add_argument("--servers", type=_serverList, metavar="LIST",
                         help="start and measure each of these servers in turn, their runs"
-                        " interleaved: chatsvc, ngircd or chatsvc,ngircd (default chatsvc)")
+                        " interleaved: a comma-separated list of chatsvc (over --protocol),"
+                        " chatsvc-irc (chatsvc through its IRC door) and ngircd, e.g."
+                        " chatsvc,chatsvc-irc,ngircd (default chatsvc)")
     common.add_argument("--ngircd", metavar="PATH",
                         help="the ngircd binary (default: ngircd on PATH, else /usr/sbin/ngircd)")
+    common.add_argument("--irc-ack", choices=ACKS,
+                        help="over IRC, what releases a sender's window: echo (the client asks"
+                        " for IRCv3 echo-message and its own copy, sent once stored, is the"
+                        " acknowledgement, as on chatsvc's native door; the default for"
+                        " chatsvc's IRC door) or witness (one other member's copy; the"
+                        " default for ngircd, which has no echo-message, and for --connect)")
 
 
 def checkArgs(args, sub, workload):
@@ -481,33 +595,42 @@ def checkArgs(args, sub, workload):
     if args.irc_server and args.servers:
         sub.error("--irc-server X is short for --servers X: give one of them")
     servers = args.servers or ([args.irc_server] if args.irc_server else None)
+    acks = set()  # how the IRC runs release the senders' windows
     if args.connect is not None:
         if servers:
             sub.error("--servers and --irc-server start servers; --connect drives a running one")
-        irc = args.protocol == "irc"
+        if args.protocol == "irc":
+            acks.add(args.irc_ack or "witness")
     else:
-        if args.protocol == "irc" and servers is None:
-            sub.error("--protocol irc drives a running IRC server (give --connect HOST:PORT);"
-                      " to have the bench start ngircd, give --irc-server ngircd")
         servers = servers or ["chatsvc"]
-        if args.protocol == "irc" and "chatsvc" in servers:
-            sub.error("chatsvc speaks its own protocol, not IRC: drop --protocol irc"
-                      " (each server the bench starts gets its own protocol)")
-        irc = "ngircd" in servers
         if "ngircd" in servers and findNgircd(args.ngircd) is None:
             sub.error(f"ngircd not found ({args.ngircd or 'not on PATH nor /usr/sbin/ngircd'});"
                       " install it (apt-get install ngircd) or give --ngircd PATH")
-        if args.server_arg and "chatsvc" not in servers:
+        if args.protocol == "irc" and {"chatsvc", "chatsvc-irc"} <= set(servers):
+            sub.error("with --protocol irc, chatsvc is chatsvc-irc (its IRC door): give one")
+        if args.server_arg and not {"chatsvc", "chatsvc-irc"} & set(servers):
             sub.error("--server-arg is for chatsvc; the bench writes ngircd's config itself")
+        if "ngircd" in servers:
+            if args.irc_ack == "echo":
+                sub.error("ngircd does not offer echo-message: --irc-ack echo is for chatsvc's"
+                          " IRC door or a server given with --connect (without --irc-ack,"
+                          " chatsvc's IRC door is run with echo and ngircd with witness)")
+            acks.add("witness")
+        if "chatsvc-irc" in servers or "chatsvc" in servers and args.protocol == "irc":
+            acks.add(args.irc_ack or "echo")
     args.servers = servers
-    if irc:
+    if args.irc_ack and not acks:
+        sub.error("--irc-ack is for runs over IRC: give --protocol irc (or chatsvc-irc or"
+                  " ngircd in --servers)")
+    if acks:
         if workload.name not in ("fanout", "connections"):
             sub.error(f"{workload.name} does not apply over IRC, only fanout and connections do"
                       " (join and store measure stored history, which IRC does not have)")
         if workload.name == "fanout":
-            if workload.receivers + workload.senders < 2:
-                sub.error("an IRC server does not send a sender its own message: fanout over"
-                          " IRC needs at least two clients (-R 1 or -S 2)")
+            if "witness" in acks and workload.receivers + workload.senders < 2:
+                sub.error("an IRC server does not send a sender its own message without"
+                          " echo-message: fanout over IRC needs at least two clients"
+                          " (-R 1 or -S 2), or --irc-ack echo")
             if workload.payload > MAX_PAYLOAD:
                 sub.error(f"an IRC line is at most 512 bytes: -P takes at most {MAX_PAYLOAD}"
                           " over IRC")

@@ -55,7 +55,8 @@ LABELS = {
     "pings_answered": "server PINGs answered (IRC)",
 }
 
-# Labels that differ for another wire protocol (params["protocol"]), e.g. irc.
+# Labels that differ for another wire protocol and way of acknowledging a
+# message: keyed by (params["protocol"], params["ack"]), e.g. ("irc", "witness").
 PROTOCOL_LABELS = {}
 
 BUSY = 20  # other processes' CPU % above which a run's numbers are called disturbed
@@ -163,7 +164,8 @@ def table(results, out=None):
         headers += ["median", "min-max"]
     summary = summarize(results) if len(results) > 1 else {}
     rows = []
-    labels = {**LABELS, **PROTOCOL_LABELS.get(first.params.get("protocol"), {})}
+    labels = {**LABELS, **PROTOCOL_LABELS.get(
+        (first.params.get("protocol"), first.params.get("ack")), {})}
     for key in first.metrics:
         row = [labels.get(key, key)] + [_fmt(r.metrics.get(key)) for r in results]
         if len(results) > 1:

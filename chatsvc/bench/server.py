@@ -58,6 +58,10 @@ class ServerProcess(ProcessProtocol):
     tracebacks are counted.
     """
 
+    # The line that says where it listens for the bench's clients: the
+    # native door's (the first "Hosting at" line; a subclass may want another).
+    hosting = _HOSTING
+
     def __init__(self, reactor, db, max_clients, workdir, extra=()):
         self.reactor = reactor
         self.extra = list(extra)
@@ -81,9 +85,11 @@ class ServerProcess(ProcessProtocol):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (PROJECT_ROOT, env.get("PYTHONPATH")) if p)
-        return self._spawn(sys.executable,
-                           serverCommand(self.db, self.max_clients, self.extra),
-                           env, self.workdir, timeout)
+        return self._spawn(sys.executable, self.argv(), env, self.workdir, timeout)
+
+    def argv(self):
+        """The server's command line."""
+        return serverCommand(self.db, self.max_clients, self.extra)
 
     def _spawn(self, executable, argv, env, path, timeout) -> Deferred:
         """Start the process; fires with its port, or fails after C{timeout} seconds."""
@@ -112,7 +118,7 @@ class ServerProcess(ProcessProtocol):
             if b"Traceback (most recent call last)" in line:
                 self.tracebacks += 1
             if self.port is None:
-                match = _HOSTING.search(line)
+                match = self.hosting.search(line)
                 if match:
                     self.port = int(match.group(1))
                     self.startup = time.perf_counter() - self._spawned

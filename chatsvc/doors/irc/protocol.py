@@ -27,6 +27,10 @@ from chatsvc.text import clean
 REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"}  # before 001
 TAGS_MAX = 4096  # bytes of tags a client may send, with the '@' and the space (IRCv3)
 _NICK = re.compile(r"[A-Za-z0-9_-]+")  # the Lobby's names
+# The kinds of client a room's messages are rendered for once each (see
+# _deliverSaid), by server-time then message-tags: made once, not per member.
+_SAID_KEYS = ((("irc", False, False), ("irc", False, True)),
+              (("irc", True, False), ("irc", True, True)))
 
 
 @implementer(IChatClient)
@@ -827,8 +831,8 @@ class IRCProtocol(Connection):
 
     def deliver(self, event):
         kind = type(event)
-        if kind is Said:
-            self._deliverSaid(event)
+        if kind is Said:  # every member, for every message: only closing() is skipped,
+            return self._deliverSaid(event)  # which acts on Stopping and MadeWay alone
         elif kind is Joined:
             self.line(format("JOIN", "#" + event.room, source=self.maskOf(event.name),
                              tags=self.tags()))
@@ -880,30 +884,48 @@ class IRCProtocol(Connection):
         self.closing(event)
 
     def _deliverSaid(self, event):
-        echo = "echo-message" in self.caps
+        caps = self.caps
+        echo = "echo-message" in caps
         labels = self.labels
-        key = ("irc", "server-time" in self.caps, "message-tags" in self.caps)
+        key = _SAID_KEYS["server-time" in caps]["message-tags" in caps]
         mine = self.user.name
-        senders = event.rendered.get("senders")
+        rendered = event.rendered
+        senders = rendered.get("senders")
         if senders is None:
-            senders = event.rendered["senders"] = {m.sender for m in event.messages}
+            senders = rendered["senders"] = {m.sender for m in event.messages}
         if mine in senders and (not echo or labels.echoes):
             # Lines one by one: ours are left out without echo-message, and
-            # an echo that answers a label goes with its answer.
-            for m in event.messages:
+            # an echo that answers a label goes with its answer. The others
+            # go out in one write, as they would to anyone else, and each
+            # is rendered once per kind of client.
+            each = self._saidLines(event, key)
+            out = []
+            for m, data in zip(event.messages, each):
                 if m.sender == mine:
                     if not echo:
                         continue
                     if labels.isEcho(m.uid):
+                        if out:  # what came before it, first
+                            self.write(b"".join(out))
+                            out = []
                         labels.echoed(m.uid, self._said(event, m))
                         continue
-                self.line(self._said(event, m))
+                out.append(data)
+            if out:
+                self.write(b"".join(out))
             return
-        data = event.rendered.get(key)
+        data = rendered.get(key)
         if data is None:  # once per kind of client, not once per member
-            data = event.rendered[key] = b"".join(
-                self.encode(self._said(event, m)) for m in event.messages)
+            data = rendered[key] = b"".join(self._saidLines(event, key))
         self.write(data)
+
+    def _saidLines(self, event, key):
+        """Each of the event's messages as this kind of client (C{key}) is sent it, encoded."""
+        each = event.rendered.get((key, "each"))
+        if each is None:
+            each = event.rendered[(key, "each")] = tuple(
+                self.encode(self._said(event, m)) for m in event.messages)
+        return each
 
     def _said(self, event, m):
         return said("PRIVMSG", "#" + event.room, m.text, self.maskOf(m.sender),
