@@ -40,6 +40,7 @@ class IRCProtocol(Connection):
     def __init__(self):
         super().__init__()
         self.caps = set()
+        self.saidKey = _SAID_KEYS[False][False]  # how messages are rendered for these caps
         self.negotiating = False  # CAP LS or REQ before registration: wait for CAP END
         self.nick = None  # the nick asked for, before registration
         self.ident = None  # USER's username
@@ -212,6 +213,7 @@ class IRCProtocol(Connection):
             if asked and all(cap in w.CAPABILITIES for cap, _ in wanted):
                 for cap, on in wanted:
                     (self.caps.add if on else self.caps.discard)(cap)
+                self.saidKey = _SAID_KEYS["server-time" in self.caps]["message-tags" in self.caps]
                 self.reply("CAP", self.me, "ACK", " ".join(asked))
             else:
                 self.reply("CAP", self.me, "NAK", " ".join(asked))
@@ -884,16 +886,17 @@ class IRCProtocol(Connection):
         self.closing(event)
 
     def _deliverSaid(self, event):
-        caps = self.caps
-        echo = "echo-message" in caps
-        labels = self.labels
-        key = _SAID_KEYS["server-time" in caps]["message-tags" in caps]
-        mine = self.user.name
+        # Every member, for every broadcast: a member who said none of it
+        # does two lookups and a write.
         rendered = event.rendered
         senders = rendered.get("senders")
         if senders is None:
             senders = rendered["senders"] = {m.sender for m in event.messages}
-        if mine in senders and (not echo or labels.echoes):
+        key = self.saidKey
+        mine = self.user.name
+        if mine in senders and ("echo-message" not in self.caps or self.labels.echoes):
+            echo = "echo-message" in self.caps
+            labels = self.labels
             # Lines one by one: ours are left out without echo-message, and
             # an echo that answers a label goes with its answer. The others
             # go out in one write, as they would to anyone else, and each
