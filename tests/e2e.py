@@ -151,7 +151,11 @@ class ServerProcess(protocol.ProcessProtocol):
         self._partial = ""
 
     def listening(self, count):
-        """Fires with the first C{count} TCP ports (native doors first, then IRC)."""
+        """
+        Fires with the first C{count} TCP ports, in the order makeService
+        listens: the native doors (--listen), then IRC (--irc), then the web
+        door (--web).
+        """
         d = defer.Deferred()
         self._listening.append((count, d))
         self._tellPorts()
@@ -164,10 +168,15 @@ class ServerProcess(protocol.ProcessProtocol):
                 d.callback(self.ports[:count])
 
     @classmethod
-    def start(cls, directory, *options):
+    def start(cls, directory, *options, listen=LOOPBACK):
+        """
+        Run the server in C{directory} (its database there), its native door
+        on C{listen}: a port of its own by default, or a given one to start
+        again where a server that was killed listened.
+        """
         server = cls()
         argv = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-                "-n", "--pidfile=", "chatroom", "--listen", LOOPBACK, *options]
+                "-n", "--pidfile=", "chatroom", "--listen", listen, *options]
         env = dict(os.environ, PYTHONPATH=PROJECT_ROOT)
         reactor.spawnProcess(server, sys.executable, argv, env=env, path=directory)
         return server
@@ -223,9 +232,9 @@ class ServerProcessTests:
         return defer.gatherResults(running + [c.closed for c in self.clients])
 
     @defer.inlineCallbacks
-    def startServer(self, *options):
+    def startServer(self, *options, listen=LOOPBACK):
         """A server in the test's folder: it and the port it listens on."""
-        server = ServerProcess.start(self.directory, *options)
+        server = ServerProcess.start(self.directory, *options, listen=listen)
         self.servers.append(server)
         port = yield server.port
         return server, port

@@ -783,6 +783,7 @@ export class Chat {
       room.messages.push(m);
     }
     room.exhausted = true;
+    this.view.messagesAdded(room, room.messages, { older: false }); // shown, not only kept
   }
 
   save() {

@@ -19,20 +19,36 @@ export const History = {
     const newestBefore = lastTime(room);
     const added = [];
     let lastNew = false;
+    // A page of history goes just before (BEFORE) or after (AFTER) the message
+    // it was asked from, in the server's order: by time alone, messages of
+    // one millisecond (a paste, a burst from nc) would land after newer ones.
+    let at = -1;
+    if (entry && entry.kind === "history" && entry.ref) {
+      const anchor = room.messages.findIndex((x) => x.msgid === entry.ref);
+      if (anchor >= 0) at = entry.dir === "before" ? anchor : anchor + 1;
+    }
     for (const line of batch.lines) {
       const m = this.toMessage(line);
       if (!m || m.fromServer) continue;
       lastNew = false;
-      if (m.msgid && room.msgids.has(m.msgid)) continue;
+      if (m.msgid && room.msgids.has(m.msgid)) {
+        if (at >= 0) {
+          const here = room.messages.findIndex((x) => x.msgid === m.msgid);
+          if (here >= 0) at = here + 1; // what follows comes after what we already had
+        }
+        continue;
+      }
       // Our own message that lost its echo with the connection: it was stored after all.
       const lost = m.self && room.messages.find((x) => x.unconfirmed && x.text === m.text);
       if (lost) {
         this.confirm(room, lost, m);
+        if (at >= 0) at = room.messages.indexOf(lost) + 1;
         continue;
       }
       lastNew = true;
       if (m.msgid) room.msgids.add(m.msgid);
-      insertSorted(room.messages, m);
+      if (at >= 0) room.messages.splice(at++, 0, m);
+      else insertSorted(room.messages, m);
       added.push(m);
       // What was said while we were away counts as unread; a first replay does not.
       if (hadAny && !older && m.time > newestBefore && !m.self) {
@@ -84,7 +100,7 @@ export const History = {
     if (!this.canLoadHistory(room)) return false;
     const limit = this.pageSize();
     const label = this.newLabel();
-    this.labels.set(label, { kind: "history", key: room.key, dir, limit });
+    this.labels.set(label, { kind: "history", key: room.key, dir, limit, ref: msgid || null });
     const ref = msgid ? `msgid=${msgid}` : "*";
     return this.send("CHATHISTORY", [dir.toUpperCase(), room.name, ref, String(limit)], { label });
   },
