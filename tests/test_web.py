@@ -8,6 +8,10 @@ subprotocol chosen, the Origin check, the bound on one message; and
 from urllib.request import urlopen
 
 from twisted.internet import defer, endpoints, protocol, reactor, threads
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, RejectConnection,
@@ -181,3 +185,85 @@ class WebDoorTests(ServerProcessTests, TestCase):
         fine.send("PING still-here")
         pong = yield fine.waitFor("PONG")
         self.assertEqual(parse(pong[-1]).params[-1], "still-here")
+
+
+class _Browser:
+    """
+    One WebSocket client of the web door in this process (wsproto over a
+    StringTransport): what it sends is read by the door at once, and the
+    door's clock is advanced so that what it starts finishes.
+    """
+
+    def __init__(self, site, clock, port):
+        self.clock = clock
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
+        self.channel = site.buildProtocol(self.transport.getPeer())
+        self.channel.makeConnection(self.transport)
+        self.feed(self.ws.send(Request(host="127.0.0.1", target="/ws",
+                                       subprotocols=["text.ircv3.net"])))
+        self.events = self.read()
+
+    def feed(self, data):
+        self.channel.dataReceived(data)
+        self.clock.advance(0)
+
+    def send(self, *lines):
+        self.feed(b"".join(self.ws.send(TextMessage(line)) for line in lines))
+
+    def read(self):
+        """The events of what the door sent since the last read."""
+        self.ws.receive_data(self.transport.value())
+        self.transport.clear()
+        return list(self.ws.events())
+
+    def lines(self):
+        return [e.data for e in self.read() if isinstance(e, TextMessage)]
+
+
+class ClosingTests(TestCase):
+    """The web door in this process, over StringTransport, on a Lobby with a fake clock."""
+
+    def setUp(self):
+        from twisted.web.server import Site
+
+        from chatsvc.doors.irc.protocol import IRCFactory
+        from chatsvc.doors.web.websocket import BrowserIRC, IRCWebSocketResource
+        from tests.support import makeLobby
+
+        self.lobby = makeLobby()
+        factory = IRCFactory(self.lobby, serverName="web.test")
+        factory.protocol = BrowserIRC
+        self.site = Site(IRCWebSocketResource(factory))
+
+    def browser(self, nick, port):
+        browser = _Browser(self.site, self.lobby.clock, port)
+        [accepted] = browser.events
+        self.assertEqual(accepted.subprotocol, "text.ircv3.net")
+        browser.send("CAP REQ :echo-message", f"NICK {nick}", f"USER {nick} 0 * :{nick}",
+                     "CAP END", "JOIN #kitchen")
+        self.assertTrue(any(" 366 " in line for line in browser.lines()))
+        return browser
+
+    def test_nothingIsSentAfterTheClosingHandshake(self):
+        """
+        A browser closes its WebSocket with a close frame; the door answers
+        it and closes the connection, which ends a moment later. What the
+        room says meanwhile is not sent (wsproto refuses to once the
+        WebSocket is closed) and is no error: the user leaves when the
+        connection ends, as over TCP.
+        """
+        alice = self.browser("alice", 50001)
+        bob = self.browser("bob", 50002)
+        alice.lines()
+        alice.feed(alice.ws.send(CloseConnection(code=1000)))
+        self.assertEqual([type(e) for e in alice.read()], [CloseConnection])
+        self.assertTrue(alice.transport.disconnecting)
+        bob.send("PRIVMSG #kitchen :still there?")
+        self.assertEqual(bob.lines()[-1:], [":bob!~bob@web.chatsvc PRIVMSG #kitchen"
+                                            " :still there?"])
+        self.assertEqual(alice.transport.value(), b"")
+        self.assertFalse(self.flushLoggedErrors())
+        alice.channel.connectionLost(Failure(ConnectionDone()))
+        self.lobby.clock.advance(0)
+        self.assertTrue(any("QUIT" in line for line in bob.lines()))

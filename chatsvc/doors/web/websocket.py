@@ -24,7 +24,7 @@ try:  # twisted.web.websocket, with the Twisted[websocket] extra (wsproto)
     from twisted.web._websocket_impl import _WebSocketWireProtocol, serverBootstrap
     from wsproto.events import AcceptConnection
     from wsproto.handshake import H11Handshake
-    from wsproto.connection import ConnectionType
+    from wsproto.connection import ConnectionState, ConnectionType
     from wsproto.utilities import RemoteProtocolError
 except ImportError as e:  # noqa: F841 (the door says so when it starts)
     missing = str(e)
@@ -80,6 +80,12 @@ class _Lines:
 
     def write(self, data):
         if self.disconnecting:
+            return
+        if self.socket._wsconn.state is not ConnectionState.OPEN:
+            # The browser closed the WebSocket (a close frame, answered by
+            # Twisted, which then closes the connection): wsproto sends
+            # nothing more. The user leaves when the connection has ended.
+            self.disconnecting = True
             return
         data = self._partial + data
         *lines, self._partial = data.split(b"\r\n")
