@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError
 from twisted.internet.task import LoopingCall
 
-from chatsvc.bench import irc, plot, report  # irc registers the IRC dialect
+from chatsvc.bench import irc, plot, report, web  # noqa: F401 (irc, web: their dialects)
 from chatsvc.bench.abuse import Abuse, AbuseBench
 from chatsvc.bench.abuseargs import addParser as addAbuseParser
 from chatsvc.bench.client import DIALECTS
@@ -82,9 +82,11 @@ def makeParser():
                         help="append one JSON line per run (and a summary line) to FILE")
     common.add_argument("--protocol", choices=sorted(DIALECTS), default="chatsvc",
                         help="the wire protocol the bench speaks to chatsvc: chatsvc (its"
-                        " native door) or irc (its IRC door, which the bench then starts"
-                        " with --irc; or an IRC server such as ngircd given with --connect)."
-                        " ngircd and chatsvc-irc (see --servers) are always driven over IRC")
+                        " native door), irc (its IRC door, which the bench then starts"
+                        " with --irc; or an IRC server such as ngircd given with --connect)"
+                        " or web (IRC over WebSocket to its web door, started with --web;"
+                        " with --connect, a WebSocket at /ws). ngircd and chatsvc-irc (see"
+                        " --servers) are always driven over IRC, chatsvc-web over web")
     common.add_argument("--quiet", action="store_true", help="no progress on stderr")
     common.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                         help="pass ARG on to the server the bench starts (repeatable),"

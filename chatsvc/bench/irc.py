@@ -34,7 +34,8 @@ What differs from the native protocol, and how the numbers are kept comparable:
    Either way the server's CPU per delivered line counts every line it sent.
 
 ``join`` and ``store`` measure stored history, which IRC does not have;
-``fanout`` and ``connections`` apply.
+``fanout`` and ``connections`` apply. ``--protocol web`` (L{chatsvc.bench.web})
+is this dialect over WebSocket, to chatsvc's web door.
 """
 
 import collections
@@ -67,8 +68,11 @@ from chatsvc.bench.workloads import (
 SYNC_TOKEN = "chatsvc-bench-sync"
 MAX_PAYLOAD = 400  # an IRC line is at most 512 bytes with its prefix and CR LF
 # chatsvc: over --protocol (its native door by default); chatsvc-irc: its IRC
-# door whatever --protocol says, so that one invocation can measure both doors.
-SERVERS = ("chatsvc", "chatsvc-irc", "ngircd")
+# door, and chatsvc-web its web door (IRC over WebSocket, chatsvc.bench.web),
+# whatever --protocol says, so that one invocation can measure the doors side
+# by side.
+SERVERS = ("chatsvc", "chatsvc-irc", "chatsvc-web", "ngircd")
+OVER_IRC = ("irc", "web")  # the --protocol values that speak the IRC dialect
 ACKS = ("echo", "witness")
 SERVER_NAME = "bench.invalid"  # the IRC server name the bench gives the servers it starts
 
@@ -266,12 +270,14 @@ class IrcFanout(Fanout):
     sender echo) or by the sender's own echo (C{ack} "echo", echo-message).
     """
 
-    def __init__(self, receivers, senders, messages, window, payload, ack="witness"):
+    def __init__(self, receivers, senders, messages, window, payload, ack="witness",
+                 protocol="irc"):
         super().__init__(receivers, senders, messages, window, payload)
         self.ack = ack
+        self.protocol = protocol  # irc, or web: the same lines over WebSocket
 
     def params(self):
-        return {**super().params(), "protocol": "irc", "ack": self.ack}
+        return {**super().params(), "protocol": self.protocol, "ack": self.ack}
 
     async def measureSending(self, run, senderClients, receivers):
         return await _measureSending(run, senderClients, receivers, self.messages,
@@ -327,15 +333,19 @@ class IrcCounting(Counting):
                                    f" PINGs, e.g. {' | '.join(sample)}")
 
     def more(self, tallies, far, everyone):
-        return {"pings_answered": sum(t.pings for t in tallies) + far.pings + sum(
+        more = {"pings_answered": sum(t.pings for t in tallies) + far.pings + sum(
             getattr(c, "pings", 0) for c in everyone)}
+        if self.run.dialect.name == "web":  # and the WebSocket's own pings
+            more["ws_pings_answered"] = far.ws_pings + sum(
+                getattr(c, "wsPings", 0) for c in everyone)
+        return more
 
 
-def ircWorkload(workload, ack="witness"):
+def ircWorkload(workload, ack="witness", protocol="irc"):
     """The workload as it runs over IRC (fanout and connections apply)."""
     if isinstance(workload, Fanout):
         return IrcFanout(workload.receivers, workload.senders, workload.messages,
-                         workload.window, workload.payload, ack)
+                         workload.window, workload.payload, ack, protocol)
     if isinstance(workload, Connections):
         return workload
     raise BenchError(f"{workload.name} does not apply to IRC")
@@ -534,9 +544,9 @@ class ConnectTarget:
 
     def __init__(self, workload, protocol, ack="witness"):
         self.name = protocol
-        if protocol == "irc":
-            self.dialect = functools.partial(IRC, echo=ack == "echo")
-            self.workload = ircWorkload(workload, ack)
+        if protocol in OVER_IRC:
+            self.dialect = functools.partial(DIALECTS[protocol], echo=ack == "echo")
+            self.workload = ircWorkload(workload, ack, protocol)
         else:
             self.dialect = DIALECTS[protocol]
             self.workload = workload
@@ -546,10 +556,14 @@ def targets(args, workload):
     """The servers this invocation measures, in the order of their runs."""
     if args.connect is not None:
         return [ConnectTarget(workload, args.protocol, args.irc_ack or "witness")]
+    from chatsvc.bench.web import ChatsvcWebTarget
+
     made = []
     for name in args.servers:
         if name == "ngircd":
             made.append(NgircdTarget(workload, findNgircd(args.ngircd)))
+        elif name == "chatsvc-web" or name == "chatsvc" and args.protocol == "web":
+            made.append(ChatsvcWebTarget(workload, args.irc_ack or "echo"))
         elif name == "chatsvc-irc" or args.protocol == "irc":
             made.append(ChatsvcIrcTarget(workload, args.irc_ack or "echo"))
         else:
@@ -578,8 +592,9 @@ def addOptions(common):
     common.add_argument("--servers", type=_serverList, metavar="LIST",
                         help="start and measure each of these servers in turn, their runs"
                         " interleaved: a comma-separated list of chatsvc (over --protocol),"
-                        " chatsvc-irc (chatsvc through its IRC door) and ngircd, e.g."
-                        " chatsvc,chatsvc-irc,ngircd (default chatsvc)")
+                        " chatsvc-irc (chatsvc through its IRC door), chatsvc-web (through"
+                        " its web door, IRC over WebSocket) and ngircd, e.g."
+                        " chatsvc,chatsvc-irc,chatsvc-web (default chatsvc)")
     common.add_argument("--ngircd", metavar="PATH",
                         help="the ngircd binary (default: ngircd on PATH, else /usr/sbin/ngircd)")
     common.add_argument("--irc-ack", choices=ACKS,
@@ -599,7 +614,7 @@ def checkArgs(args, sub, workload):
     if args.connect is not None:
         if servers:
             sub.error("--servers and --irc-server start servers; --connect drives a running one")
-        if args.protocol == "irc":
+        if args.protocol in OVER_IRC:
             acks.add(args.irc_ack or "witness")
     else:
         servers = servers or ["chatsvc"]
@@ -608,7 +623,9 @@ def checkArgs(args, sub, workload):
                       " install it (apt-get install ngircd) or give --ngircd PATH")
         if args.protocol == "irc" and {"chatsvc", "chatsvc-irc"} <= set(servers):
             sub.error("with --protocol irc, chatsvc is chatsvc-irc (its IRC door): give one")
-        if args.server_arg and not {"chatsvc", "chatsvc-irc"} & set(servers):
+        if args.protocol == "web" and {"chatsvc", "chatsvc-web"} <= set(servers):
+            sub.error("with --protocol web, chatsvc is chatsvc-web (its web door): give one")
+        if args.server_arg and not {"chatsvc", "chatsvc-irc", "chatsvc-web"} & set(servers):
             sub.error("--server-arg is for chatsvc; the bench writes ngircd's config itself")
         if "ngircd" in servers:
             if args.irc_ack == "echo":
@@ -616,12 +633,13 @@ def checkArgs(args, sub, workload):
                           " IRC door or a server given with --connect (without --irc-ack,"
                           " chatsvc's IRC door is run with echo and ngircd with witness)")
             acks.add("witness")
-        if "chatsvc-irc" in servers or "chatsvc" in servers and args.protocol == "irc":
+        if {"chatsvc-irc", "chatsvc-web"} & set(servers) or \
+                "chatsvc" in servers and args.protocol in OVER_IRC:
             acks.add(args.irc_ack or "echo")
     args.servers = servers
     if args.irc_ack and not acks:
-        sub.error("--irc-ack is for runs over IRC: give --protocol irc (or chatsvc-irc or"
-                  " ngircd in --servers)")
+        sub.error("--irc-ack is for runs over IRC: give --protocol irc or web (or"
+                  " chatsvc-irc, chatsvc-web or ngircd in --servers)")
     if acks:
         if workload.name not in ("fanout", "connections"):
             sub.error(f"{workload.name} does not apply over IRC, only fanout and connections do"

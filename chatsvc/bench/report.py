@@ -53,6 +53,7 @@ LABELS = {
     "rss_after_kib": "server RSS after, KiB",
     "rss_per_conn_bytes": "server RSS per connection, bytes",
     "pings_answered": "server PINGs answered (IRC)",
+    "ws_pings_answered": "server WebSocket pings answered (web)",
 }
 
 # Labels that differ for another wire protocol and way of acknowledging a

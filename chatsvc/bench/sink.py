@@ -11,8 +11,9 @@ its sockets every L{READ_EVERY} seconds (a tenth of them every tenth of
 that: read all at once, the burst delayed the server's writes enough to
 double chatsvc's p99 at R=200), whatever has piled up, and only
 counts: complete lines, and among them the bench's messages (their dialect's
-C{tag}, e.g. ``> @`` natively). So one ``recv()`` takes many lines and a sink
-costs little whatever the rate. It does not time what it reads (a copy may
+C{tag}, e.g. ``> @`` natively); over WebSocket (``--protocol web``), complete
+frames, each one IRC line (L{_frames}). So one ``recv()`` takes many lines
+and a sink costs little whatever the rate. It does not time what it reads (a copy may
 wait up to L{READ_EVERY} for it): delivery latency comes from the *probes*,
 the receivers the bench keeps and reads at once (``--probes``), and from the
 senders' echoes; so does the end of the run, since the probes get the last
@@ -22,7 +23,8 @@ the kernel buffers what it sent (some KiB per receiver between two reads).
 The bench spawns ``python sink.py`` (this file, run as a script: it imports
 only the standard library) with a SOCK_SEQPACKET socket as fd 3, and sends it
 a JSON header and the receivers' file descriptors (SCM_RIGHTS). The sink
-answers an IRC ``PING`` with ``PONG`` when told to, and when every socket has
+answers an IRC ``PING`` with ``PONG`` when told to (over WebSocket, and a
+WebSocket ping with a pong, each a masked frame), and when every socket has
 its messages (or at its deadline, or when the bench closes fd 3) writes one
 JSON line to stdout and exits.
 """
@@ -43,8 +45,91 @@ BATCH = 200  # file descriptors per message (the kernel takes at most 253)
 READ_EVERY = 0.05
 GROUPS = 10
 
-Totals = namedtuple("Totals", "lines messages last cpu_s pings")
-NOTHING = Totals(0, 0, 0, 0.0, 0)  # what no sinks counted
+Totals = namedtuple("Totals", "lines messages last cpu_s pings ws_pings")
+NOTHING = Totals(0, 0, 0, 0.0, 0, 0)  # what no sinks counted
+
+
+def _frames(data, every=False):
+    """
+    The WebSocket frames from the server at the start of C{data}: (end, texts,
+    spans), where C{end} is where the last whole frame ends, C{texts} the
+    number of whole unfragmented text frames (opcode 1 with FIN: each one IRC
+    line), and C{spans} the (first byte, payload start, payload end) of every
+    other frame, or with C{every} of every frame.
+    """
+    i, n, texts, spans = 0, len(data), 0, []
+    while i + 2 <= n:
+        first, size = data[i], data[i + 1]
+        head = 2
+        if size & 0x80:  # masked: a server does not, but it is still a frame
+            head += 4
+        size &= 0x7F
+        if size == 126:
+            if i + 4 > n:
+                break
+            size, head = (data[i + 2] << 8) | data[i + 3], head + 2
+        elif size == 127:
+            if i + 10 > n:
+                break
+            size, head = int.from_bytes(data[i + 2:i + 10], "big"), head + 8
+        stop = i + head + size
+        if stop > n:
+            break
+        if first == 0x81:
+            texts += 1
+            if every:
+                spans.append((first, i + head, stop))
+        else:
+            spans.append((first, i + head, stop))
+        i = stop
+    return i, texts, spans
+
+
+LINE, WS_PING, WS_CLOSE = "line", "ping", "close"  # what _oddLines and _oddFrames find
+
+
+def _oddLines(data, end, tag):
+    """The lines of C{data[:end]} that are not bench messages: (LINE, line) each."""
+    for line in data[:end].split(b"\n"):
+        line = line.rstrip(b"\r")
+        if line and tag not in line:
+            yield LINE, line
+
+
+def _oddFrames(data, end, tag, spans, everyText):
+    """
+    The frames of C{data[:end]} that are not bench messages: (LINE, text)
+    for a text frame, (WS_PING, payload) for a ping, (WS_CLOSE, payload) for
+    a close; a pong is nothing, any other frame a LINE. C{spans} are the
+    frames L{_frames} gave apart; with C{everyText}, the text frames are
+    looked at too (some lack the bench's tag).
+    """
+    if everyText:
+        spans = _frames(data[:end], every=True)[2]
+    for first, start, stop in spans:
+        payload = data[start:stop]
+        if first == 0x81:
+            if tag not in payload:
+                yield LINE, payload
+        elif first == 0x89:
+            yield WS_PING, payload
+        elif first == 0x88:
+            yield WS_CLOSE, payload
+        elif first != 0x8A:
+            yield LINE, payload
+
+
+def clientFrame(opcode, payload):
+    """A final WebSocket frame as a client sends it (masked, RFC 6455 5.3)."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x80 | opcode, 0x80 | size))
+    else:
+        header = bytes((0x80 | opcode, 0x80 | 126)) + size.to_bytes(2, "big")
+    key = os.urandom(4)
+    mask = (key * (size // 4 + 1))[:size]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(size, "big")
+    return header + key + masked
 
 
 def _serve(control):
@@ -65,6 +150,7 @@ def _serve(control):
     expected = header["expected"]
     tag = header["tag"].encode("latin-1")
     answer = header["answer_ping"]
+    websocket = header.get("framing") == "websocket"
     deadline = time.monotonic() + header["timeout_s"]
     # The sockets are read in GROUPS turns, one group a turn, so that the
     # reading is spread over the interval instead of coming in one burst.
@@ -75,7 +161,7 @@ def _serve(control):
     poller.register(control.fileno(), select.EPOLLIN)
     tails = dict.fromkeys(sockets, b"")
     counts = dict.fromkeys(sockets, 0)
-    lines = messages = others = pings = last = closed = 0
+    lines = messages = others = pings = wsPings = last = closed = 0
     sample = []
     waiting = len(sockets)
     start = time.process_time()  # to the nanosecond: os.times() counts 10 ms ticks
@@ -105,23 +191,33 @@ def _serve(control):
                 continue
             if tails[fd]:
                 data = tails[fd] + data
-            end = data.rfind(b"\n") + 1
+            if websocket:
+                end, complete, spans = _frames(data)
+            else:
+                end = data.rfind(b"\n") + 1
+                complete, spans = data.count(b"\n", 0, end), ()
             tails[fd] = data[end:]
             if not end:
                 continue
             found = data.count(tag, 0, end)
-            if found != data.count(b"\n", 0, end):  # not only bench messages
-                for line in data[:end].split(b"\n"):
-                    line = line.rstrip(b"\r")
-                    if not line or tag in line:
-                        continue
-                    if answer and line.startswith(b"PING"):
+            if found != complete or spans:  # not only bench messages
+                odd = (_oddFrames(data, end, tag, spans, found != complete) if websocket
+                       else _oddLines(data, end, tag))
+                for kind, payload in odd:
+                    if kind == LINE and answer and payload.startswith(b"PING"):
                         pings += 1
-                        sockets[fd].send(b"PONG" + line[4:] + b"\r\n")
-                    else:
-                        others += 1
-                        if len(sample) < 3:
-                            sample.append(line.decode("utf-8", "replace"))
+                        pong = b"PONG" + payload[4:]
+                        sockets[fd].send(clientFrame(1, pong) if websocket else pong + b"\r\n")
+                        continue
+                    if kind == WS_PING:
+                        wsPings += 1
+                        sockets[fd].send(clientFrame(10, payload))
+                        continue
+                    if kind == WS_CLOSE:  # then the connection's end, counted as closed
+                        payload = b"(the server closed the WebSocket)"
+                    others += 1
+                    if len(sample) < 3:
+                        sample.append(payload.decode("utf-8", "replace"))
             if found:
                 last = now
                 lines += found
@@ -132,7 +228,7 @@ def _serve(control):
                     waiting -= 1
     cpu = time.process_time() - start
     result = {"lines": lines, "messages": messages, "last": last, "others": others,
-              "sample": sample, "pings": pings, "closed": closed,
+              "sample": sample, "pings": pings, "ws_pings": wsPings, "closed": closed,
               "cpu_s": cpu,
               "done": waiting == 0}
     out = os.fdopen(1, "wb")
@@ -186,7 +282,8 @@ class SinkProcess:
         fds = [client.transport.fileno() for client in clients]
         header = {"epoch_ns": run.clock.epoch, "expected": expected,
                   "tag": run.dialect.tag.decode("latin-1"),
-                  "answer_ping": run.dialect.name == "irc",
+                  "answer_ping": run.dialect.name in ("irc", "web"),
+                  "framing": getattr(run.dialect, "framing", "lines"),
                   "timeout_s": max(1.0, run.timeout)}
         for start in range(0, len(fds), BATCH):
             header["more"] = start + BATCH < len(fds)
@@ -264,7 +361,7 @@ async def collect(run, sinks):
     """
     from twisted.internet.defer import gatherResults
 
-    lines = messages = last = pings = 0
+    lines = messages = last = pings = wsPings = 0
     cpu = 0.0
     for result in await gatherResults([s.done for s in sinks]):
         if "error" in result:
@@ -275,13 +372,14 @@ async def collect(run, sinks):
         last = max(last, result["last"])
         cpu += result["cpu_s"]
         pings += result["pings"]
+        wsPings += result.get("ws_pings", 0)
         if result.get("closed"):
             run.errors.append(f"the server closed {result['closed']} receivers' connections"
                               " before they had every message")
         if result["others"]:
             run.errors.append(f"{result['others']} lines a sink received were not bench"
                               f" messages, e.g. {' | '.join(result['sample'])}")
-    return Totals(lines, messages, last, cpu, pings)
+    return Totals(lines, messages, last, cpu, pings, wsPings)
 
 
 if __name__ == "__main__":
