@@ -267,3 +267,59 @@ class ClosingTests(TestCase):
         alice.channel.connectionLost(Failure(ConnectionDone()))
         self.lobby.clock.advance(0)
         self.assertTrue(any("QUIT" in line for line in bob.lines()))
+
+
+class FramingTests(TestCase):
+    """
+    The door frames IRC lines itself: the bytes wsproto made, one message per
+    line, whatever the writes' sizes and cuts, text or binary.
+    """
+
+    def lines(self, binary=False):
+        from types import SimpleNamespace
+
+        from wsproto import ConnectionType as Type
+        from wsproto.connection import Connection
+
+        from chatsvc.doors.web.websocket import _Lines
+
+        wire = SimpleNamespace(_wsconn=Connection(Type.SERVER), transport=StringTransport())
+        return _Lines(wire, binary, None, None), wire.transport
+
+    def expected(self, lines, binary=False):
+        from wsproto import ConnectionType as Type
+        from wsproto.connection import Connection
+
+        reference = Connection(Type.SERVER)
+        return b"".join(reference.send(BytesMessage(line) if binary
+                                       else TextMessage(line.decode("utf-8")))
+                        for line in lines)
+
+    def test_sameBytesAsWsproto(self):
+        writes = [b"one\r\ntwo\r\n", b"a cut", b" line\r\n\r\n", "déjà vu\r\n".encode(),
+                  b"x" * 125 + b"\r\n" + b"y" * 126 + b"\r\n", b"z" * 65535 + b"\r\n",
+                  b"w" * 65536 + b"\r\n", b"tail without an end"]
+        lines = b"".join(writes).split(b"\r\n")[:-1]
+        for binary in (False, True):
+            transport, tcp = self.lines(binary)
+            for data in writes:
+                transport.write(data)
+            self.assertEqual(tcp.value(), self.expected(lines, binary))
+            self.assertEqual(transport._partial, b"tail without an end")
+
+    def test_aBroadcastFramedOnceForEveryone(self):
+        """The same bytes to members of both kinds: each its own frames."""
+        data = b":a!~a@h PRIVMSG #r :hi\r\n:b!~b@h PRIVMSG #r :ho\r\n"
+        members = [self.lines(binary) for binary in (False, False, True, False)]
+        for transport, _ in members:
+            transport.write(data)
+        lines = data.split(b"\r\n")[:-1]
+        self.assertEqual([tcp.value() for _, tcp in members],
+                         [self.expected(lines, binary) for binary in (False, False, True, False)])
+
+    def test_notUtf8(self):
+        """As wsproto did: the lines before it go, then the error."""
+        transport, tcp = self.lines()
+        with self.assertRaises(UnicodeDecodeError):
+            transport.write(b"fine\r\n\xff\xfe\r\nlater\r\n")
+        self.assertEqual(tcp.value(), self.expected([b"fine"]))

@@ -10,8 +10,10 @@ check of the page's Origin, a bound on how big one message may grow, and a
 ping that keeps proxies from cutting an idle connection.
 """
 
+import struct
 from urllib.parse import urlsplit
 
+from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
 
 from chatsvc.doors.irc.protocol import IRCProtocol
@@ -58,23 +60,56 @@ class BrowserIRC(IRCProtocol):
     door = "web"
 
 
+def frame(first, payload):
+    """
+    One WebSocket frame from the server (unmasked), as wsproto makes it when
+    no extension is in use (the door accepts none): C{first} is its first
+    byte, FIN and the opcode (0x81 text, 0x82 binary).
+    """
+    size = len(payload)
+    if size < 126:
+        return bytes((first, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", first, 126, size) + payload
+    return struct.pack("!BBQ", first, 127, size) + payload
+
+
 @implementer(IPushProducer)
 class _Lines:
     """
     The transport an L{IRCProtocol} writes to: each IRC line it writes goes
     out as one WebSocket message; pausing and resuming it pause the socket.
+
+    It frames the lines itself, all those of one write in one piece, rather
+    than through wsproto one message at a time (the same bytes: a text
+    message is the line, checked to be UTF-8, as wsproto checks it): the IRC
+    door writes one broadcast to every member of a room, and wsproto's
+    framing, once per line and member, cost several times what the rest of
+    the delivery did. What one write framed is kept for the next (L{_last}):
+    the door writes the same bytes object to every member of a kind, so a
+    broadcast is framed once. And, as L{chatsvc.doors.flow.OutputGuard} does
+    for the IRC door, a write goes straight to the socket when nothing is
+    queued in Twisted's buffer (which Twisted's own pings and close frames
+    use), so the order is kept; the rest is queued the usual way.
     """
+
+    # (what was written, its first byte, its frames): the last write's.
+    _last = (None, None, None)
 
     def __init__(self, socket, binary, peer, host):
         self.socket = socket  # the WebSocket's wire protocol
         self.tcp = socket.transport
         self.binary = binary
+        self.first = 0x82 if binary else 0x81  # FIN and the opcode of each message
         self.peer = peer
         self.host = host
         self.disconnecting = False
         self.connected = True
         self._partial = b""
         self.producer = None
+        # TLS wraps the socket in a protocol: its transport is not a
+        # tcp.Connection and always takes the usual path.
+        self._socket = self.tcp.getHandle() if isinstance(self.tcp, tcp.Connection) else None
 
     # What OutputGuard and the IRC door use of a transport
 
@@ -87,13 +122,40 @@ class _Lines:
             # nothing more. The user leaves when the connection has ended.
             self.disconnecting = True
             return
-        data = self._partial + data
-        *lines, self._partial = data.split(b"\r\n")
-        for line in lines:
-            if self.binary:
-                self.socket.sendBytesMessage(line)
-            else:
-                self.socket.sendTextMessage(line.decode("utf-8"))
+        last = _Lines._last
+        if data is last[0] and self.first == last[1] and not self._partial:
+            self._send(last[2])
+            return
+        whole = self._partial + data if self._partial else data
+        *lines, self._partial = whole.split(b"\r\n")
+        first, text = self.first, not self.binary
+        framed = []
+        try:
+            for line in lines:
+                if text:
+                    line.decode("utf-8")  # what wsproto would refuse to send
+                framed.append(frame(first, line))
+        finally:  # the lines before one that is not UTF-8 still go, as they did
+            out = b"".join(framed)
+            if out:
+                self._send(out)
+        if not self._partial and whole is data:
+            _Lines._last = (data, first, out)
+
+    def _send(self, data):
+        tcp = self.tcp
+        if (self._socket is not None and not tcp.dataBuffer and not tcp._tempDataLen
+                and tcp.connected and not tcp.disconnecting):
+            try:
+                sent = self._socket.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:  # the connection is gone: Twisted notices on reading
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+        tcp.write(data)
 
     def writeSequence(self, data):
         self.write(b"".join(data))
