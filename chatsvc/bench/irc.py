@@ -224,8 +224,9 @@ class IrcTally(Tally):
         self.others = 0
         self.sample = collections.deque(maxlen=3)
 
-    def feed(self, data):
-        now = self.clock()
+    def feed(self, data, now=None):
+        if now is None:  # when it arrived (a transport that decodes tells)
+            now = self.clock()
         if b"\n" not in data:
             self.tail += data
             return

@@ -16,6 +16,9 @@ the counts are the IRC dialect's.
    handed on as one line ending in CR LF, so the IRC client code, its tallies
    and its ``expect`` see the lines they would over TCP. A WebSocket ping is
    answered with a pong and is not a line.
+ - A copy is timed from the arrival of its chunk, before wsproto decodes
+   it, as over TCP; the decoding is the bench's own CPU (more than over TCP:
+   wsproto, for the senders and the probes).
  - The sinks (L{chatsvc.bench.sink}) read a receiver's socket themselves: for
    this dialect (C{framing = "websocket"}) they count whole WebSocket frames
    instead of newlines, and answer an IRC ``PING`` or a WebSocket ping with a
@@ -141,6 +144,8 @@ class WebIrcClient(IrcClient):
                                        subprotocols=[SUBPROTOCOL])))
 
     def dataReceived(self, data):
+        tally = self.tally
+        arrived = tally.clock() if tally is not None else None  # before wsproto decodes it
         ws = self.ws
         ws.receive_data(data)
         lines = []
@@ -155,9 +160,15 @@ class WebIrcClient(IrcClient):
                         self._text = []
             else:
                 self._event(event, lines)
-        if lines:
-            lines.append("")
-            super().dataReceived("\r\n".join(lines).encode("utf-8"))
+        if not lines:
+            return
+        lines.append("")
+        data = "\r\n".join(lines).encode("utf-8")
+        if tally is None:
+            super().dataReceived(data)
+        else:  # timed from its arrival, as over TCP
+            self.bytesReceived += len(data)
+            tally.feed(data, arrived)
 
     def _event(self, event, lines):
         tcp = self.transport.tcp
