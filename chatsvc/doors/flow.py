@@ -60,6 +60,26 @@ class TokenBucket:
         return self.tokens >= self.burst
 
 
+def sendNow(transport, socket, data: bytes) -> bytes:
+    """
+    Send C{data} straight to the socket under a TCP C{transport} when Twisted
+    has nothing queued for it (FileDescriptor.dataBuffer and _tempDataBuffer),
+    so this write cannot overtake another; what the socket does not take is
+    returned, for the transport's usual, queued write (b"": all sent, or the
+    connection is gone, which Twisted notices on reading).
+    """
+    if (transport.dataBuffer or transport._tempDataLen or not transport.connected
+            or transport.disconnecting):
+        return data
+    try:
+        sent = socket.send(data)
+    except BlockingIOError:
+        return data
+    except OSError:
+        return b""
+    return data[sent:]
+
+
 @implementer(IPushProducer)
 class OutputGuard:
     """
@@ -96,20 +116,10 @@ class OutputGuard:
 
     def write(self, data: bytes):
         transport = self.transport
-        if (self._socket is not None and not transport.dataBuffer
-                and not transport._tempDataLen and transport.connected
-                and not transport.disconnecting):
-            # Nothing is queued in Twisted's buffer (FileDescriptor.dataBuffer
-            # and _tempDataBuffer), so this write cannot overtake another.
-            try:
-                sent = self._socket.send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError:  # the connection is gone: Twisted notices on reading
+        if self._socket is not None:
+            data = sendNow(transport, self._socket, data)
+            if not data:
                 return
-            if sent == len(data):
-                return
-            data = data[sent:]
         behind = self.backlogged  # before this write, which may fill the buffer
         transport.write(data)
         if behind:

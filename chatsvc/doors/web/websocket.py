@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
 
+from chatsvc.doors.flow import sendNow
 from chatsvc.doors.irc.protocol import IRCProtocol
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -143,19 +144,11 @@ class _Lines:
             _Lines._last = (data, first, out)
 
     def _send(self, data):
-        tcp = self.tcp
-        if (self._socket is not None and not tcp.dataBuffer and not tcp._tempDataLen
-                and tcp.connected and not tcp.disconnecting):
-            try:
-                sent = self._socket.send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError:  # the connection is gone: Twisted notices on reading
+        if self._socket is not None:
+            data = sendNow(self.tcp, self._socket, data)
+            if not data:
                 return
-            if sent == len(data):
-                return
-            data = data[sent:]
-        tcp.write(data)
+        self.tcp.write(data)
 
     def writeSequence(self, data):
         self.write(b"".join(data))
