@@ -146,6 +146,7 @@ class TooManyNaming(ChatError):
 
 class CreatingTooOften(ChatError):
     def __init__(self, wait: float):
+        self.wait = wait  # seconds until the address may create another
         minutes = max(1, round(wait / 60))
         super().__init__(
             f"Your address has created rooms too often. Try again in"

@@ -465,6 +465,24 @@ class LimitsTests(TestCase):
         self.assertTrue(refusal.startswith("ERROR :Closing link: There are 2 connections"))
         self.assertTrue(third.transport.disconnecting)
 
+    def test_creatingChannelsSharesTheAddressAllowance(self):
+        lobby = makeLobby(create_rate=1, create_burst=1)
+        native = ChatFactory(lobby)
+        irc = IRCFactory(lobby, native.addresses, native.pacer, "irc.test")
+        s = IrcSession(irc, host="192.0.2.11")
+        s.send(b"NICK alice\r\nUSER a 0 * :A\r\nJOIN #attic\r\n")
+        s.read()
+        bob = Session(native, "bob", host="192.0.2.11")  # the same address, the other door
+        bob.send("create cellar")
+        self.assertTrue(bob.read()[0].startswith("! Your address has created rooms too often."))
+        s.send("JOIN #cellar")
+        self.assertEqual(s.read(), [":irc.test FAIL JOIN CREATING_TOO_OFTEN #cellar :Your"
+                                    " address has created channels too often; try again in"
+                                    " 60 min, or join one that exists (/list)"])
+        bob.send("join attic")  # joining one that exists is no creation
+        self.assertEqual(bob.read()[0], "* You joined attic. Here: alice.")
+        self.assertEqual(sorted(lobby.rooms), ["attic"])
+
     def test_floodControlPacesAndLosesNothing(self):
         lobby = makeLobby(flood_rate=1, flood_burst=2)
         irc = IRCFactory(lobby, serverName="irc.test")

@@ -291,6 +291,25 @@ class Connection(LineReceiver, TimeoutMixin):
         del self._timers["flood"]
         self._release("flood")
 
+    def createRoom(self, name, exclusive=True):
+        """
+        The Lobby's createRoom, within the address's allowance of new rooms
+        (whichever door or connection asks): L{errors.CreatingTooOften} past
+        it, and a refused creation (the name is taken, say) spends none.
+        """
+        rooms = self.visitor.rooms
+        limited = self.settings.create_rate > 0
+        if limited:
+            wait = rooms.allow()
+            if wait:
+                raise errors.CreatingTooOften(wait)
+        try:
+            return self.factory.lobby.createRoom(self.user, name, exclusive=exclusive)
+        except errors.ChatError:
+            if limited:
+                rooms.tokens += 1  # it created nothing
+            raise
+
     # Waiting for the store, and holding input meanwhile
 
     def waitFor(self, d, refused):

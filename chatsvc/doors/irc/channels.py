@@ -40,12 +40,12 @@ class Channels:
         for channel in self._targets(channels):
             self._join(channel)
 
-    def _targets(self, names):
-        """The first TARGETS of a comma-separated list; 407 for the rest."""
+    def _targets(self, names, numeric=None):
+        """The first TARGETS of a comma-separated list; 407 (by C{numeric}) for the rest."""
         names = names.split(",")
         if len(names) > w.TARGETS:
-            self.numeric(w.ERR_TOOMANYTARGETS, clean(names[w.TARGETS])[:64],
-                         f"Too many targets: at most {w.TARGETS} at once")
+            (numeric or self.numeric)(w.ERR_TOOMANYTARGETS, clean(names[w.TARGETS])[:64],
+                                      f"Too many targets: at most {w.TARGETS} at once")
         return names[:w.TARGETS]
 
     def _join(self, channel):
@@ -66,25 +66,16 @@ class Channels:
         if name.casefold() in lobby.rooms:
             d = lobby.join(self.user, name, exclusive=False)
         else:  # IRC creates a channel by joining it
-            rooms = self.visitor.rooms
-            if self.settings.create_rate > 0:
-                wait = rooms.allow()
-                if wait:
-                    minutes = max(1, round(wait / 60))
-                    return self.reply(
-                        "FAIL", "JOIN", "CREATING_TOO_OFTEN", "#" + name,
-                        f"Your address has created channels too often; try again in"
-                        f" {minutes} min, or join one that exists (/list)")
             try:
-                d = lobby.createRoom(self.user, name, exclusive=False)
+                d = self.createRoom(name, exclusive=False)
+            except errors.CreatingTooOften as refusal:
+                return self.reply(
+                    "FAIL", "JOIN", "CREATING_TOO_OFTEN", "#" + name,
+                    f"Your address has created channels too often; try again in"
+                    f" {max(1, round(refusal.wait / 60))} min, or join one that exists"
+                    " (/list)")
             except errors.RoomExists:  # being created by someone else right now
-                if self.settings.create_rate > 0:
-                    rooms.tokens += 1  # it was not this one's creation
                 d = lobby.join(self.user, name, exclusive=False)
-            except errors.ChatError:
-                if self.settings.create_rate > 0:
-                    rooms.tokens += 1
-                raise
         self.labels.wait(self.waitFor(d.addCallback(self._arrived), self._refused))
 
     def _refused(self, failure):

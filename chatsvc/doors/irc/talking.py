@@ -64,11 +64,7 @@ class Talking:
         text, action = _fromIrc(text)
         if text is None:
             return  # CTCP requests and replies other than /me: not chat, not kept
-        names = targets.split(",")
-        if len(names) > w.TARGETS:
-            numeric(w.ERR_TOOMANYTARGETS, clean(names[w.TARGETS])[:64],
-                    f"Too many recipients: at most {w.TARGETS} at once")
-        for target in names[:w.TARGETS]:
+        for target in self._targets(targets, numeric):
             if len(format(command, target, text, source=self.mask()).encode("utf-8")) > LINE:
                 # What IRC clients are sent must fit in 512 bytes with our
                 # prefix: say so rather than cut it (other doors' longer

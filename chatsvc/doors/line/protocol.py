@@ -120,17 +120,7 @@ class ChatProtocol(Connection):
         self.lines(wording.commands())
 
     def cmd_create(self, name):
-        rooms = self.visitor.rooms
-        if self.settings.create_rate > 0:
-            wait = rooms.allow()  # the address's allowance, whichever connection asks
-            if wait:
-                raise errors.CreatingTooOften(wait)
-        try:
-            d = self.factory.lobby.createRoom(self.user, name)
-        except errors.ChatError:
-            if self.settings.create_rate > 0:
-                rooms.tokens += 1  # refused: it created nothing
-            raise
+        d = self.createRoom(name)
         d.addCallback(self.arrived)
         self._waitFor(d)
 
