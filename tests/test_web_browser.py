@@ -415,6 +415,17 @@ class ConversationTests(BrowserTests, TestCase):
     """Two people in browsers (one on a phone) and one on nc, in one room."""
 
     @defer.inlineCallbacks
+    def twoPagesAndNc(self):
+        """A server; carol on nc in the room she made; alice and bob signed in to it."""
+        _, native, _, _ = yield self.startServer()
+        carol = yield self.nc(native, "carol", create=True)
+        alice = yield self.page("alice")
+        bob = yield self.page("bob")
+        yield self.b(signIn, alice, self.base, "alice", ROOM)
+        yield self.b(signIn, bob, self.base, "bob", ROOM)
+        return carol, alice, bob
+
+    @defer.inlineCallbacks
     def test_twoBrowsersAndNcTalkEveryWay(self):
         _, native, _, _ = yield self.startServer()
         carol = yield self.nc(native, "carol", create=True)
@@ -498,12 +509,7 @@ class ConversationTests(BrowserTests, TestCase):
 
     @defer.inlineCallbacks
     def test_markupIsShownAsText(self):
-        _, native, _, _ = yield self.startServer()
-        carol = yield self.nc(native, "carol", create=True)
-        alice = yield self.page("alice")
-        bob = yield self.page("bob")
-        yield self.b(signIn, alice, self.base, "alice", ROOM)
-        yield self.b(signIn, bob, self.base, "bob", ROOM)
+        carol, alice, bob = yield self.twoPagesAndNc()
         attacks = [
             "<script>window.pwned = 'script'</script>",
             "<img src=x onerror=\"window.pwned='img'; alert(1)\">",
@@ -543,12 +549,7 @@ class ConversationTests(BrowserTests, TestCase):
 
     @defer.inlineCallbacks
     def test_privateMessagesAndUnread(self):
-        _, native, _, _ = yield self.startServer()
-        carol = yield self.nc(native, "carol", create=True)
-        alice = yield self.page("alice")
-        bob = yield self.page("bob")
-        yield self.b(signIn, alice, self.base, "alice", ROOM)
-        yield self.b(signIn, bob, self.base, "bob", ROOM)
+        carol, alice, bob = yield self.twoPagesAndNc()
         for n in range(30):  # enough that bob's log scrolls
             carol.send(f"filler {n}")
         yield carol.waitFor("<carol> filler 29")
