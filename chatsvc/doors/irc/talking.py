@@ -13,6 +13,9 @@ from chatsvc.doors.irc.message import LINE, format, said
 from chatsvc.text import clean
 
 
+ROOM_FOR_PREFIX = 160  # ":nick!~ident@web.chatsvc PRIVMSG #a-long-room :" is ~100 bytes
+
+
 class Talking:
     """The talking commands of an L{IRCProtocol} (a mixin)."""
 
@@ -64,8 +67,13 @@ class Talking:
         text, action = _fromIrc(text)
         if text is None:
             return  # CTCP requests and replies other than /me: not chat, not kept
+        # A prefix and a target take well under ROOM_FOR_PREFIX bytes: only a
+        # longer text needs its relayed line measured.
+        long = len(text) * 4 > LINE - ROOM_FOR_PREFIX and \
+            len(text.encode("utf-8")) > LINE - ROOM_FOR_PREFIX
         for target in self._targets(targets, numeric):
-            if len(format(command, target, text, source=self.mask()).encode("utf-8")) > LINE:
+            if long and len(format(command, target, text, source=self.mask())
+                            .encode("utf-8")) > LINE:
                 # What IRC clients are sent must fit in 512 bytes with our
                 # prefix: say so rather than cut it (other doors' longer
                 # lines go to IRC clients in several).
