@@ -178,3 +178,111 @@ class NotOperator(ChatError):
 class NotInThatRoom(ChatError):
     def __init__(self, name: str, room: str):
         super().__init__(f"{name} is not in {room}.")
+
+
+# Accounts
+
+class BadPassword(ChatError):
+    def __init__(self, least: int):
+        super().__init__(f"A password is {least} to 1024 characters, not only spaces."
+                         " Choose another one.")
+
+
+class AlreadyRegistered(ChatError):
+    def __init__(self, name: str):
+        super().__init__(f"{name} is registered already. If it is yours, type"
+                         f" identify {name} PASSWORD.")
+
+
+class NotRegistered(ChatError):
+    def __init__(self, name: str):
+        super().__init__(f"No account is named {name}. Type register PASSWORD to"
+                         " register the name you have.")
+
+
+class NameRegistered(ChatError):
+    """Someone chose a name an account owns: they must prove it is theirs."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"{name} is a registered name. If it is yours, type"
+                         f" identify PASSWORD (or identify {name} PASSWORD); if not,"
+                         " choose another name.")
+
+
+class WrongPassword(ChatError):
+    reason = "wrong password"
+
+    def __init__(self, name: str):
+        super().__init__(f"That is not the password of {name}. Nothing changed.")
+
+
+class TooManyAttempts(ChatError):
+    reason = "too many wrong passwords"
+
+    def __init__(self, wait: float):
+        self.wait = wait
+        super().__init__(f"Too many wrong passwords. Try again in"
+                         f" {plural(max(1, round(wait)), 'second')}.")
+
+
+class NotIdentified(ChatError):
+    def __init__(self, what: str = "do that"):
+        super().__init__(f"You need an account to {what}. Type register PASSWORD to"
+                         " register your name, or identify NAME PASSWORD.")
+
+
+class AccountsRequired(ChatError):
+    def __init__(self):
+        super().__init__("This server is for registered users: choose a name, then type"
+                         " register PASSWORD (or identify PASSWORD if the name is yours).")
+
+
+# Running rooms
+
+class Banned(ChatError):
+    def __init__(self, room: str):
+        super().__init__(f"You are banned from {room}.")
+
+
+class InviteOnly(ChatError):
+    def __init__(self, room: str):
+        super().__init__(f"{room} is invite only: ask one of its operators to invite you.")
+
+
+class BadKey(ChatError):
+    def __init__(self, room: str):
+        super().__init__(f"{room} needs a key: type join {room} KEY with the right one.")
+
+
+class RoomFull(ChatError):
+    def __init__(self, room: str, limit: int):
+        super().__init__(f"{room} is full: it holds {plural(limit, 'member')}. Try later.")
+
+
+class Moderated(ChatError):
+    def __init__(self, room: str):
+        super().__init__(f"{room} is moderated: only its operators and voiced members speak.")
+
+
+class CannotSend(ChatError):
+    def __init__(self, room: str):
+        super().__init__(f"You cannot talk in {room}: you are banned from it.")
+
+
+class NotServerOperator(ChatError):
+    def __init__(self):
+        super().__init__("Only a server operator can do that.")
+
+
+class AddressBanned(ChatError):
+    reason = "address banned"
+
+    def __init__(self, text: str = ""):
+        super().__init__("Your address is banned from this server"
+                         + (f": {text}" if text else "."))
+
+
+class BadMode(ChatError):
+    def __init__(self, text: str):
+        super().__init__(text)

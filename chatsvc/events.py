@@ -79,14 +79,15 @@ class Away:
 @dataclass(frozen=True)
 class ModeChanged:
     """
-    An operator of a room gave or took a privilege ("+o", "-o", "+v", "-v"
-    for C{name}) or changed the room ("+s", "-s": secret, C{name} None).
+    An operator of a room (C{by}; None: the server) changed it at once:
+    C{changes} is ((change, argument), ...), a change such as "+o" or "-v"
+    with the user's name, "+s" or "-i" with None, "+k" with the key, "+l"
+    with the limit, "+b", "-e", "+I" with the mask.
     """
 
     room: str
-    by: str
-    change: str
-    name: object
+    by: object
+    changes: tuple
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,55 @@ class Arrival:
     members: tuple  # the names of the others in the room
     replay: tuple  # recent messages, oldest first
     older: int  # how many messages come before the replay
+    topic: object = None  # the room's Topic, if it has one
+
+
+@dataclass(frozen=True)
+class TopicChanged:
+    """An operator (or, in a room that is not +t, anyone there) set the topic; stored first."""
+
+    room: str
+    by: str
+    text: str  # "" once cleared
+    at: float
+
+
+@dataclass(frozen=True)
+class Kicked:
+    """C{name} was put out of the room by C{by} (an operator, or the server when removed)."""
+
+    room: str
+    name: str
+    by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Invited:
+    """Told to the invitee (and the room's operators): C{name} may join C{room} past +i."""
+
+    room: str
+    name: str
+    by: str
+
+
+@dataclass(frozen=True)
+class AccountChanged:
+    """C{name} signed in to an account (C{account}) or out of it (None)."""
+
+    name: str
+    account: object
+
+
+@dataclass(frozen=True)
+class Killed:
+    """
+    You were disconnected by a server operator (C{by}) or because the owner
+    of your name signed in elsewhere (C{by} None): the connection closes.
+    """
+
+    by: object
+    reason: str
 
 
 @dataclass(frozen=True)

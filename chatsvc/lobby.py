@@ -11,11 +11,14 @@ import uuid
 from collections import deque
 
 from twisted.application import service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatsvc import errors
+from chatsvc.accounts import Accounts
+from chatsvc.moderation import Moderation
+from chatsvc.signing import SigningIn
 from chatsvc.events import (Arrival, Away, Joined, Left, MadeWay, ModeChanged, Noticed, Page,
                             Quit, Renamed, Said, Signalled, Stopping, Whispered)
 from chatsvc.settings import Settings
@@ -39,6 +42,8 @@ class User:
         self.realname = ""
         self.away = None  # what they said when they went away; None: here
         self.operator = False  # a server operator
+        self.account = None  # the account signed in to (its name as registered), if any
+        self.ident = None  # the username an IRC client gave, shown in masks
         self.rooms = {}  # room key -> Room
         # room key -> the seq of the oldest message this user has been sent
         # there: `history` pages back from it.
@@ -47,8 +52,16 @@ class User:
     def __repr__(self):
         return f"<User {self.name or '(naming)'}>"
 
+    def masks(self):
+        """The nick!ident@host forms ban masks are matched against, casefolded."""
+        name = (self.name or "*").casefold()
+        ident = (self.ident or name[:10]).casefold()
+        for host in (self.host or "localhost", f"{self.door}.chatsvc"):
+            yield f"{name}!~{ident}@{host}".casefold()
+            yield f"{name}!{ident}@{host}".casefold()
 
-class Lobby(service.Service):
+
+class Lobby(Moderation, SigningIn, service.Service):
     """
     Holds the users online and the rooms with their history. Synchronous
     where it can be; a Deferred wherever the store is involved.
@@ -86,15 +99,27 @@ class Lobby(service.Service):
         self._guests = 0
         self._clientTags = {}  # uid -> client-only tags of a message not yet sent
         self.mostOnline = 0  # the most users online at once since the start
+        self.accounts = Accounts(store, self.clock, settings)
+        self.addressBans = {}  # mask -> (who set it, when, why): server-wide
 
     # Start and stop
 
     def startService(self):
-        for record in self.store.open(0):  # recent messages are read on join
-            self.rooms[record.name.casefold()] = Room(record)
-            self._nextRoomId = max(self._nextRoomId, record.id + 1)
+        records = self.store.open(0)  # recent messages are read on join
+        self.accounts.load(self.store.loadAccounts())
+        saved = self.store.loadSettings()
+        for record in records:
+            self._nextRoomId = max(self._nextRoomId, record.id + 1)  # removed ones too
+            if record.removed:
+                continue
+            room = self.rooms[record.name.casefold()] = Room(record)
+            if f"room/{record.id}" in saved:
+                room.restore(saved[f"room/{record.id}"])
+        self.restoreServer(saved.get("server", {}))
         self._byName = sorted(self.rooms)
-        self.log.info("Loaded {rooms} rooms", rooms=len(self.rooms))
+        self.accounts.startService()
+        self.log.info("Loaded {rooms} rooms and {accounts} accounts", rooms=len(self.rooms),
+                      accounts=len(self.accounts.byKey))
         super().startService()
 
     def stopService(self):
@@ -104,6 +129,8 @@ class Lobby(service.Service):
         """
         super().stopService()
         self.stopping = True
+        if self.accounts.running:
+            self.accounts.stopService()
         d = self.store.close()
         d.addErrback(lambda failure: self.log.failure("Could not close the store", failure))
         d.addCallback(self._flush)
@@ -134,7 +161,7 @@ class Lobby(service.Service):
 
     # Arriving and leaving
 
-    def connect(self, mind, address=None) -> User:
+    def connect(self, mind, address=None, host=None) -> User:
         """
         A new connection from C{address} (None: exempt from per-address
         limits): its User, or L{errors.ServerFull} when C{max_clients} users
@@ -144,6 +171,7 @@ class Lobby(service.Service):
         holds the most of them makes way, so no address can keep another's
         users out.
         """
+        self.checkAddress(host)
         limit = self.settings.max_clients
         if len(self.names) >= limit:
             raise errors.ServerFull(limit)
@@ -207,19 +235,36 @@ class Lobby(service.Service):
             name = self._guestName()
         elif len(name) > self.settings.name_max or not _NAME.fullmatch(name):
             raise errors.InvalidName(self.settings.name_max)
-        elif name.casefold() in self.names:
-            raise errors.NameTaken(name)
+        else:
+            name = self._mayHave(user, name)
         user.name = name
         self.names[name.casefold()] = user
         self.mostOnline = max(self.mostOnline, len(self.names))
         self._named(user)
         return name
 
+    def _mayHave(self, user, name) -> str:
+        """
+        C{name} (as registered, if it is) if C{user} may take it: a name an
+        account owns is its owner's, who takes it back from whoever holds it.
+        """
+        account = self.accounts.get(name)
+        mine = account is not None and user.account is not None and \
+            user.account.casefold() == name.casefold()
+        if account is not None and not mine:
+            raise errors.NameRegistered(account.name)
+        holder = self.names.get(name.casefold())
+        if holder is not None and holder is not user:
+            if not mine:
+                raise errors.NameTaken(name)
+            self.kill(holder, None, "The owner of this name signed in elsewhere")
+        return account.name if mine else name
+
     def _guestName(self) -> str:
         while True:
             self._guests += 1
             name = f"Guest{self._guests}"
-            if name.casefold() not in self.names:
+            if name.casefold() not in self.names and not self.accounts.isRegistered(name):
                 return name
 
     # Rooms
@@ -266,6 +311,7 @@ class Lobby(service.Service):
         """
         if self.stopping:
             raise errors.ServerStopping("The room was not created")
+        self.mustBeSignedIn(user)
         name = clean(requested).strip()
         if len(name) > self.settings.room_name_max or not ROOM_NAME.fullmatch(name):
             raise errors.InvalidRoomName(self.settings.room_name_max)
@@ -283,10 +329,15 @@ class Lobby(service.Service):
         record = RoomRecord(self._nextRoomId, name, self._now())
         self._nextRoomId += 1
         self._creating[key] = []  # a second create of this name is refused meanwhile
+        room = Room(record)
+        writes = [self.store.addRoom(record)]
+        if user.account is not None:  # its owner, kept with it
+            room.owner = user.account.casefold()
+            writes.append(self.store.saveSettings(f"room/{room.id}", room.settings()))
 
         def stored(_):
             waiting = self._creating.pop(key)
-            self._addRoom(Room(record))
+            self._addRoom(room)
             self.log.info("{user} created room {room}", user=user.name, room=name)
             joined = self.join(user, name, exclusive=exclusive) if user in self.users \
                 else succeed(None)
@@ -304,24 +355,29 @@ class Lobby(service.Service):
             raise errors.NotStored(f"The room {name}", "it was not created",
                                    self._notStoredBecause(failure))
 
-        return self.store.addRoom(record).addCallbacks(stored, failed)
+        written = writes[0] if len(writes) == 1 else gatherResults(writes, consumeErrors=True)
+        return written.addCallbacks(stored, failed)
 
-    def join(self, user: User, requested: str, *, exclusive=True) -> Deferred:
+    def join(self, user: User, requested: str, *, exclusive=True, key=None) -> Deferred:
         """
-        Put C{user} in a room; with C{exclusive} (the native front door), out of
-        any other room first. The Deferred fires with the L{Arrival}, or None
-        if they were there already (or left meanwhile).
+        Put C{user} in a room (C{key}: the password of a +k room); with
+        C{exclusive} (the native front door), out of any other room first.
+        The Deferred fires with the L{Arrival}, or None if they were there
+        already (or left meanwhile). The room's rules may refuse them.
         """
-        key = clean(requested).strip().casefold()
-        room = self.rooms.get(key)
-        if room is None and key in self._creating:  # it will exist once stored
+        self.mustBeSignedIn(user)
+        folded = clean(requested).strip().casefold()
+        room = self.rooms.get(folded)
+        if room is None and folded in self._creating:  # it will exist once stored
             waiting = Deferred()
-            self._creating[key].append(waiting)
-            return waiting.addCallback(lambda _: self.join(user, requested, exclusive=exclusive))
+            self._creating[folded].append(waiting)
+            return waiting.addCallback(
+                lambda _: self.join(user, requested, exclusive=exclusive, key=key))
         if room is None:
             raise errors.NoSuchRoom(clean(requested).strip())
         if room.key in user.rooms:
             return succeed(None)
+        self.admit(user, room, key)
         if room.recent is not None:
             return succeed(self._enter(user, room, exclusive))
         return self._readRecent(room).addCallback(
@@ -336,10 +392,7 @@ class Lobby(service.Service):
                 self._leave(user, other, "moved")
         others = tuple(u.name for u in room.members)
         room.broadcast(Joined(room.name, user.name))
-        if not room.members:
-            # The first one in runs the room while they stay, as on IRC:
-            # until rooms have owners, nobody else holds anything over it.
-            room.operators.add(user)
+        self.entered(user, room)
         room.members[user] = None
         self._occupied.add(room)
         user.rooms[room.key] = room
@@ -347,7 +400,7 @@ class Lobby(service.Service):
         # came): a join costs the same whatever the history's size.
         replay = tuple(room.recent)
         user.cursors[room.key] = replay[0].seq if replay else room.delivered + 1
-        return Arrival(room.name, others, replay, user.cursors[room.key] - 1)
+        return Arrival(room.name, others, replay, user.cursors[room.key] - 1, room.topic)
 
     def _readRecent(self, room) -> Deferred:
         """Fill C{room.recent} from the store; every join waiting for it shares one read."""
@@ -430,8 +483,7 @@ class Lobby(service.Service):
         included: their copy is the acknowledgement that it is stored. The
         Deferred fires with the message once it has been sent.
         """
-        if room.key not in user.rooms:
-            raise errors.NotInRoom("talk there")
+        self.maySpeak(user, room)
         if self.stopping:
             raise errors.ServerStopping()
         text = clean(text)
@@ -568,9 +620,7 @@ class Lobby(service.Service):
         old = user.name
         if name == old:
             return name
-        holder = self.names.get(name.casefold())
-        if holder is not None and holder is not user:
-            raise errors.NameTaken(name)
+        name = self._mayHave(user, name)
         del self.names[old.casefold()]
         user.name = name
         self.names[name.casefold()] = user
@@ -579,17 +629,6 @@ class Lobby(service.Service):
             self._tell(other, event)
         self.log.info("{old} is now {new}", old=old, new=name)
         return name
-
-    def setSecret(self, user: User, room: Room, secret: bool):
-        """An operator makes C{room} secret (listed only to who is in it) or not."""
-        if user not in room.operators:
-            raise errors.NotOperator(room.name)
-        if room.secret == secret:
-            return None
-        room.secret = secret
-        event = ModeChanged(room.name, user.name, "+s" if secret else "-s", None)
-        room.broadcast(event)
-        return event
 
     def signal(self, user: User, room=None, name=None, tags=None):
         """
@@ -609,26 +648,6 @@ class Lobby(service.Service):
         event = Signalled(None, user.name, recipient.name, stamp, uid, tags or {})
         if recipient is not user:
             self._tell(recipient, event)
-        return event
-
-    def setPrivilege(self, user: User, room: Room, name: str, privilege: str, on: bool):
-        """
-        An operator of C{room} makes C{name} an operator ("o") or voices them
-        ("v"), or takes it back; everyone in the room is told.
-        """
-        if user not in room.operators:
-            raise errors.NotOperator(room.name)
-        target = self.names.get(name.casefold())
-        if target is None:
-            raise errors.NoSuchUser(clean(name))
-        if target not in room.members:
-            raise errors.NotInThatRoom(target.name, room.name)
-        holders = room.operators if privilege == "o" else room.voiced
-        if (target in holders) == on:
-            return None
-        (holders.add if on else holders.discard)(target)
-        event = ModeChanged(room.name, user.name, ("+" if on else "-") + privilege, target.name)
-        room.broadcast(event)
         return event
 
     def _tell(self, user, event):

@@ -5,6 +5,7 @@ how room names are told apart and matched. The Lobby holds the rooms.
 
 import fnmatch
 import re
+from typing import NamedTuple
 
 from twisted.logger import Logger
 
@@ -28,6 +29,39 @@ def roomMatcher(pattern):
     return lambda key: pattern in key
 
 
+# The room modes, as IRC letters: invite only, keyed, limited, moderated,
+# no messages from outside, secret, topic settable by operators only.
+MODE_LETTERS = "iklmnst"
+LIST_MODES = "beI"  # bans, ban exceptions, invite exceptions: lists of masks
+DEFAULT_MODES = "nt"  # as on most IRC networks
+
+
+class Topic(NamedTuple):
+    text: str
+    by: str
+    at: float
+
+
+def banMatcher(mask, muting=False):
+    """
+    A test of a User against a list mask: ``nick!ident@host`` globs,
+    ``$a:account`` (signed in to it), or ``$m:mask`` (muted: it matches
+    only when C{muting}, for who may speak, not who may join).
+    """
+    folded = mask.casefold()
+    if folded.startswith("$m:"):
+        if not muting:
+            return lambda user: False
+        inner = banMatcher(mask[3:])
+        return inner
+    if folded.startswith("$a:"):
+        account = folded[3:]
+        return lambda user: user.account is not None and fnmatch.fnmatchcase(
+            user.account.casefold(), account)
+    match = re.compile(fnmatch.translate(folded)).match
+    return lambda user: any(match(m) for m in user.masks())
+
+
 class Room:
     """
     A room, its members and, while anyone is in it, its newest messages (for
@@ -36,7 +70,8 @@ class Room:
     """
 
     __slots__ = ("id", "name", "key", "created", "members", "nextSeq", "recent",
-                 "delivered", "outbox", "loading", "operators", "voiced", "secret")
+                 "delivered", "outbox", "loading", "operators", "voiced", "invited",
+                 "owner", "topic", "modes", "password", "limit", "lists", "roles")
     log = Logger()
 
     def __init__(self, record: RoomRecord):
@@ -50,9 +85,49 @@ class Room:
         self.delivered = record.last_seq  # the seq of the newest message broadcast
         self.outbox = []  # stored this turn, to be broadcast at its end
         self.loading = None  # Deferreds waiting for `recent` to be read
-        self.operators = set()  # members who may give and take privileges here
-        self.voiced = set()
-        self.secret = False  # listed only to its members
+        self.operators = set()  # members who run the room now
+        self.voiced = set()  # members who may speak when it is moderated
+        self.invited = set()  # casefolded names invited past +i (until they join)
+        # What its operators set, kept in the store (see settings()):
+        self.owner = None  # the casefolded account that created it, if any
+        self.topic = None  # a Topic, or None
+        self.modes = set(DEFAULT_MODES)  # letters of MODE_LETTERS
+        self.password = None  # the key +k asks for
+        self.limit = None  # the most members +l allows
+        # The list modes: bans (b), exceptions to them (e), and masks let in
+        # past +i (I); each mask -> (who set it, when).
+        self.lists = {"b": {}, "e": {}, "I": {}}
+        self.roles = {}  # casefolded account -> "o" or "v", given on each join
+
+    @property
+    def bans(self):
+        return self.lists["b"]
+
+    @property
+    def secret(self):
+        return "s" in self.modes
+
+    def settings(self) -> dict:
+        """What the store keeps of how the room is run (JSON)."""
+        return {"owner": self.owner,
+                "topic": None if self.topic is None else list(self.topic),
+                "modes": "".join(sorted(self.modes)), "key": self.password,
+                "limit": self.limit,
+                "lists": {letter: [[mask, by, at] for mask, (by, at) in masks.items()]
+                          for letter, masks in self.lists.items()},
+                "roles": dict(self.roles)}
+
+    def restore(self, settings: dict):
+        self.owner = settings.get("owner")
+        topic = settings.get("topic")
+        self.topic = Topic(*topic) if topic else None
+        self.modes = set(settings.get("modes", DEFAULT_MODES))
+        self.password = settings.get("key")
+        self.limit = settings.get("limit")
+        lists = settings.get("lists", {})
+        self.lists = {letter: {mask: (by, at) for mask, by, at in lists.get(letter, ())}
+                      for letter in LIST_MODES}
+        self.roles = dict(settings.get("roles", {}))
 
     def broadcast(self, event, exclude=None):
         """

@@ -33,3 +33,7 @@ class Settings:
     login_slots_per_address: int = 2  # connections still choosing a name
     create_rate: float = 10.0  # rooms created an hour; 0 = no limit
     create_burst: int = 5  # ... at once before the rate applies
+    # Accounts
+    accounts: str = "optional"  # "required": only signed-in users join rooms and talk
+    password_min: int = 8  # characters in a new password, at least
+    operators: tuple = ()  # casefolded accounts that are server operators once signed in

@@ -4,6 +4,7 @@ needs of a store; L{SQLiteStore} is the embedded default. The store knows
 nothing of users or protocols.
 """
 
+import json
 import os
 import sqlite3
 import time
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
@@ -38,6 +39,7 @@ class RoomRecord:
     created: float
     last_seq: int = 0
     recent: tuple = ()  # the room's newest messages, oldest first
+    removed: bool = False  # a server operator removed it; its history is kept
 
 
 class DatabaseLost(Exception):
@@ -90,6 +92,30 @@ class IHistoryStore(Interface):
     def seqAt(room_id, timestamp):
         """The seq of a room's first message stamped at or after C{timestamp}, or None."""
 
+    def loadAccounts():
+        """Every account as (name, password hash, created), synchronously after open()."""
+
+    def loadSettings():
+        """scope -> the JSON-able dict last saved for it, synchronously after open()."""
+
+    def addAccount(name, hashed, created):
+        """Store a new account; the Deferred fires once it is durable."""
+
+    def setPassword(name, hashed):
+        """Replace an account's password hash (Deferred)."""
+
+    def saveSettings(scope, settings):
+        """
+        Keep C{settings} (a JSON-able dict) for C{scope}: "room/ID" for how a
+        room is run, "server" for the server-wide ones (Deferred).
+        """
+
+    def removeRoom(room_id, forget):
+        """
+        Remove a room, freeing its name: with C{forget}, its history and
+        settings too; else they are kept, out of sight (Deferred).
+        """
+
     def close():
         """Finish every pending write, then release the store (Deferred)."""
 
@@ -113,7 +139,20 @@ CREATE TABLE IF NOT EXISTS messages (
 -- CHATHISTORY finds a message by its id or its time
 CREATE INDEX IF NOT EXISTS messages_by_uid ON messages (uid);
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages (room_id, ts);
+CREATE TABLE IF NOT EXISTS accounts (
+    key TEXT PRIMARY KEY,  -- the name casefolded
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL,  -- scrypt$N$r$p$salt$hash: never the password
+    created REAL NOT NULL
+);
+-- How each room is run (owner, topic, modes, bans, roles) and the server-wide
+-- bans: one JSON document per scope, rewritten whole when it changes.
+CREATE TABLE IF NOT EXISTS settings (
+    scope TEXT PRIMARY KEY,  -- "room/ID" or "server"
+    value TEXT NOT NULL
+);
 """
+REMOVED = "\x00removed/"  # the key of a removed room whose history is kept: its name is free
 _COLUMNS = "room_id, seq, uid, sender, text, ts"
 
 
@@ -217,10 +256,11 @@ class SQLiteStore:
             # One statement: each room's last seq is one seek in the primary key.
             rows = connection.execute(
                 "SELECT id, name, created,"
-                " (SELECT MAX(seq) FROM messages WHERE room_id = rooms.id)"
+                " (SELECT MAX(seq) FROM messages WHERE room_id = rooms.id), key"
                 " FROM rooms ORDER BY id")
-            rooms = [RoomRecord(room_id, name, created, last or 0)
-                     for room_id, name, created, last in rows]
+            rooms = [RoomRecord(room_id, name, created, last or 0,
+                                removed=key.startswith(REMOVED))
+                     for room_id, name, created, last, key in rows]
             if recent > 0:
                 rooms = [self._withRecent(connection, room, recent) for room in rooms]
         except BaseException:
@@ -247,7 +287,37 @@ class SQLiteStore:
             f"SELECT {_COLUMNS} FROM messages WHERE room_id = ?"
             " ORDER BY seq DESC LIMIT ?", (room.id, recent)).fetchall()
         return RoomRecord(room.id, room.name, room.created, room.last_seq,
-                          tuple(Message(*r) for r in reversed(newest)))
+                          tuple(Message(*r) for r in reversed(newest)), room.removed)
+
+    def loadAccounts(self) -> list:
+        return self._holder.execute("SELECT name, hash, created FROM accounts").fetchall()
+
+    def loadSettings(self) -> dict:
+        return {scope: json.loads(value) for scope, value in
+                self._holder.execute("SELECT scope, value FROM settings")}
+
+    def addAccount(self, name, hashed, created) -> Deferred:
+        return self._enqueue(
+            "INSERT INTO accounts (key, name, hash, created) VALUES (?, ?, ?, ?)",
+            (name.casefold(), name, hashed, created))
+
+    def setPassword(self, name, hashed) -> Deferred:
+        return self._enqueue("UPDATE accounts SET hash = ? WHERE key = ?",
+                             (hashed, name.casefold()))
+
+    def saveSettings(self, scope, settings) -> Deferred:
+        return self._enqueue("INSERT OR REPLACE INTO settings (scope, value) VALUES (?, ?)",
+                             (scope, json.dumps(settings, sort_keys=True)))
+
+    def removeRoom(self, room_id, forget) -> Deferred:
+        if forget:  # one after the other in the queue: one transaction, as a rule
+            return gatherResults([
+                self._enqueue("DELETE FROM messages WHERE room_id = ?", (room_id,)),
+                self._enqueue("DELETE FROM settings WHERE scope = ?", (f"room/{room_id}",)),
+                self._enqueue("DELETE FROM rooms WHERE id = ?", (room_id,))],
+                consumeErrors=True)
+        return self._enqueue("UPDATE rooms SET key = ? WHERE id = ?",
+                             (f"{REMOVED}{room_id}", room_id))
 
     def addRoom(self, room: RoomRecord) -> Deferred:
         return self._enqueue(

@@ -97,6 +97,10 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
          " (default: this host's name)."],
         ["irc-password", None, None,
          "A password IRC clients must give (PASS) to connect (default: none)."],
+        ["accounts", None, "optional",
+         "optional: guests may join and talk beside registered users; required:"
+         " only users signed in to an account may."],
+        ["password-min", None, 8, "The fewest characters a new password may have."],
         ["irc-ping-interval", None, 120.0,
          "Seconds of silence after which the IRC door pings a client; one that"
          " does not answer within as long again is dropped (0 = never ping)."],
@@ -110,6 +114,7 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
         self["metrics"] = []
         self["web-origin"] = []
         self["oper"] = {}
+        self["operator"] = []
         self["exempt"] = []
 
     def opt_exempt(self, description):
@@ -131,6 +136,10 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
         if not sep or not name or not password:
             raise usage.UsageError(f"--oper takes NAME:PASSWORD, not {entry!r}.")
         self["oper"][name] = password
+
+    def opt_operator(self, account):
+        """Make this account a server operator once signed in, on every door: it may kill connections, ban addresses and remove rooms (repeatable; none by default)."""  # noqa: E501
+        self["operator"].append(account.casefold())
 
     def opt_metrics(self, description):
         """Serve Prometheus metrics on this endpoint description (off by default; keep it private, e.g. tcp:9100:interface=127.0.0.1)."""  # noqa: E501
@@ -178,7 +187,13 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
             raise usage.UsageError(
                 f"--db {self['db']!r} is a folder; give a file in it, such as"
                 f" {os.path.join(self['db'], 'chatroom.sqlite3')}.")
+        if self["accounts"] not in ("optional", "required"):
+            raise usage.UsageError(
+                f"--accounts takes optional or required, not {self['accounts']!r}.")
         self.settings = Settings(
+            accounts=self["accounts"],
+            password_min=_number(self, "password-min", 1, 200),
+            operators=tuple(sorted(set(self["operator"]))),
             max_clients=_number(self, "max-clients", 1, 100_000),
             max_line=_number(self, "max-line", 64, 65_536),
             history_replay=_number(self, "history-replay", 0, Settings.history_page_max),

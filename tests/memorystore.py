@@ -1,5 +1,7 @@
 """An in-memory IHistoryStore whose Deferreds fire at once, for unit tests."""
 
+import json
+
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
@@ -14,12 +16,46 @@ class MemoryStore:
         self.failing = False  # make every write fail, as a full disk would
         self.holding = None  # a list: hold writes here until released
         self.closed = False
+        self.accounts = {}  # key -> (name, hash, created)
+        self.settings = {}  # scope -> dict
+        self.removed = set()  # ids of rooms removed with their history kept
 
     def open(self, recent):
         return [RoomRecord(r.id, r.name, r.created,
                            len(self.messages.get(r.id, [])),
-                           tuple(self.messages.get(r.id, [])[-recent:] if recent else ()))
+                           tuple(self.messages.get(r.id, [])[-recent:] if recent else ()),
+                           r.id in self.removed)
                 for r in self.rooms.values()]
+
+    def loadAccounts(self):
+        return list(self.accounts.values())
+
+    def loadSettings(self):
+        return {scope: json.loads(json.dumps(v)) for scope, v in self.settings.items()}
+
+    def addAccount(self, name, hashed, created):
+        return self._write(lambda: self.accounts.__setitem__(
+            name.casefold(), (name, hashed, created)))
+
+    def setPassword(self, name, hashed):
+        def apply():
+            name_, _, created = self.accounts[name.casefold()]
+            self.accounts[name.casefold()] = (name_, hashed, created)
+        return self._write(apply)
+
+    def saveSettings(self, scope, settings):
+        copy = json.loads(json.dumps(settings))  # what a real store would keep
+        return self._write(lambda: self.settings.__setitem__(scope, copy))
+
+    def removeRoom(self, room_id, forget):
+        def apply():
+            if forget:
+                self.rooms.pop(room_id, None)
+                self.messages.pop(room_id, None)
+                self.settings.pop(f"room/{room_id}", None)
+            else:
+                self.removed.add(room_id)
+        return self._write(apply)
 
     def _write(self, apply):
         if self.failing:

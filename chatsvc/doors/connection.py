@@ -15,7 +15,7 @@ from chatsvc import errors
 from chatsvc.doors import sockets
 from chatsvc.doors.addresses import Addresses
 from chatsvc.doors.flow import OutputGuard, Pacer
-from chatsvc.events import MadeWay, Stopping
+from chatsvc.events import Killed, MadeWay, Stopping
 
 PAGE_CHUNK = 16 * 1024  # replay, history and lists go out in pieces this big, as read
 PAGE_SCAN = 2000  # items a piece may pass over (rooms a pattern skips) before it is sent
@@ -115,7 +115,8 @@ class Connection(LineReceiver, TimeoutMixin):
             self.visitor = self.factory.addresses.arrive(peer)
             try:
                 self.user = lobby.connect(
-                    self, None if self.visitor.exempt else self.visitor.address)
+                    self, None if self.visitor.exempt else self.visitor.address,
+                    getattr(peer, "host", None))
             except errors.ChatError:
                 self.factory.addresses.depart(self.visitor)
                 self.visitor = None
@@ -378,8 +379,11 @@ class Connection(LineReceiver, TimeoutMixin):
         return True
 
     def closing(self, event):
-        """After delivering C{event}: a Stopping or MadeWay closes the connection."""
+        """After delivering C{event}: a Stopping, Killed or MadeWay closes the connection."""
         if type(event) is Stopping:
+            self._close()
+        elif type(event) is Killed:  # the Lobby has let this user go
+            self.user = None
             self._close()
         elif type(event) is MadeWay:  # the Lobby has let this user go
             self.log.info("{peer} made way for a newer connection",

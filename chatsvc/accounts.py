@@ -1,0 +1,206 @@
+"""
+Accounts: a registered name and the salted hash of its password. Hashing
+runs on a thread pool of its own, never the reactor's thread; wrong
+passwords slow down whoever keeps trying them (per account and per address).
+Passwords are never kept, logged or sent anywhere.
+"""
+
+import base64
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+
+from twisted.application import service
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from chatsvc import errors
+
+# scrypt's cost: 2**14 rounds of 8-byte blocks, 16 MiB and tens of ms a hash
+# (OWASP's minimum). Kept in each hash, so raising it later breaks nothing.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
+PASSWORD_MAX = 1024  # characters: long passphrases are fine, megabytes are not
+
+
+def hashPassword(password: str, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P) -> str:
+    """``scrypt$N$r$p$salt$hash``, salt and hash in base64 (slow: off the reactor)."""
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p,
+                            maxmem=128 * n * r * p + 2 ** 20, dklen=32)
+    b64 = base64.b64encode
+    return f"scrypt${n}${r}${p}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def checkPassword(password: str, stored: str) -> bool:
+    """Does C{password} match a hash from L{hashPassword}? (slow: off the reactor)"""
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        n, r, p = int(n), int(r), int(p)
+        salt, digest = base64.b64decode(salt), base64.b64decode(digest)
+    except ValueError:
+        return False
+    if kind != "scrypt":
+        return False
+    tried = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p,
+                           maxmem=128 * n * r * p + 2 ** 20, dklen=len(digest))
+    return hmac.compare_digest(tried, digest)
+
+
+@dataclass
+class Account:
+    name: str  # as registered: the screen name it owns
+    hash: str
+    created: float
+
+
+class Attempts:
+    """
+    Wrong passwords, counted per key (an account, an address): after
+    C{free} of them, each further try must wait, twice as long each time up
+    to C{longest} seconds. A right password clears its account's count; the
+    count is forgotten after C{forget} seconds without a wrong one.
+    """
+
+    def __init__(self, clock, free, first=2.0, longest=300.0, forget=900.0):
+        self.clock = clock
+        self.free, self.first, self.longest, self.forget = free, first, longest, forget
+        self._wrong = {}  # key -> (wrong so far, when the last was, may try again at)
+
+    def wait(self, key) -> float:
+        """Seconds before C{key} may try again (0: now)."""
+        entry = self._wrong.get(key)
+        if entry is None:
+            return 0.0
+        count, last, until = entry
+        now = self.clock.seconds()
+        if now - last >= self.forget:
+            del self._wrong[key]
+            return 0.0
+        return max(0.0, until - now)
+
+    def failed(self, key):
+        self.wait(key)  # forgets a count gone stale
+        now = self.clock.seconds()
+        count = self._wrong.get(key, (0,))[0] + 1
+        delay = 0.0 if count <= self.free else min(
+            self.longest, self.first * 2 ** (count - self.free - 1))
+        self._wrong[key] = (count, now, now + delay)
+
+    def succeeded(self, key):
+        self._wrong.pop(key, None)
+
+
+class Accounts(service.Service):
+    """
+    Every account, in memory (loaded from the store at start-up), and the
+    checks that guard them. A change is stored before it takes effect.
+    """
+
+    FREE_PER_ACCOUNT = 3  # wrong passwords for one account before each try waits
+    FREE_PER_ADDRESS = 10  # ... from one address, whatever the accounts
+
+    def __init__(self, store, clock, settings, threads=2, cost=None):
+        self.store = store
+        self.settings = settings
+        self.byKey = {}  # casefolded name -> Account
+        self._pending = set()  # names being registered right now
+        self.perAccount = Attempts(clock, self.FREE_PER_ACCOUNT)
+        self.perAddress = Attempts(clock, self.FREE_PER_ADDRESS)
+        self._cost = cost or (SCRYPT_N, SCRYPT_R, SCRYPT_P)
+        self._pool = ThreadPool(0, threads, name="chatsvc-passwords")
+        self._reactor = None
+
+    def load(self, records):
+        for name, hashed, created in records:
+            self.byKey[name.casefold()] = Account(name, hashed, created)
+
+    def startService(self):
+        from twisted.internet import reactor
+        self._reactor = reactor
+        self._pool.start()
+        super().startService()
+
+    def stopService(self):
+        super().stopService()
+        self._pool.stop()
+
+    def _offThread(self, f, *args):
+        if not self._pool.started:  # used without being started (a unit test)
+            self.startService()
+        return deferToThreadPool(self._reactor, self._pool, f, *args)
+
+    def get(self, name):
+        return self.byKey.get(name.casefold()) if name else None
+
+    def isRegistered(self, name) -> bool:
+        return name is not None and name.casefold() in self.byKey
+
+    def _checkNew(self, password):
+        if len(password) < self.settings.password_min:
+            raise errors.BadPassword(self.settings.password_min)
+        if len(password) > PASSWORD_MAX or not password.strip():
+            raise errors.BadPassword(self.settings.password_min)
+
+    def register(self, name, password, now):
+        """Store a new account for C{name}; the Deferred fires with it once durable."""
+        key = name.casefold()
+        if key in self.byKey or key in self._pending:
+            raise errors.AlreadyRegistered(name)
+        self._checkNew(password)
+        self._pending.add(key)
+
+        def hashed(digest):
+            account = Account(name, digest, now)
+            return self.store.addAccount(name, digest, now).addCallback(lambda _: account)
+
+        def done(account):
+            self.byKey[key] = account
+            return account
+
+        d = self._offThread(hashPassword, password, *self._cost).addCallback(hashed)
+        d.addCallback(done)
+        d.addErrback(self._notStored, "Your account")
+        return d.addBoth(self._settled, key)
+
+    def _settled(self, result, key):
+        self._pending.discard(key)
+        return result
+
+    @staticmethod
+    def _notStored(failure, what):
+        if failure.check(errors.ChatError):
+            return failure
+        raise errors.NotStored(what, "nothing changed")
+
+    def check(self, name, password, address):
+        """
+        The Account if C{password} is C{name}'s, else L{errors.WrongPassword};
+        L{errors.TooManyAttempts} while the account or the address must wait.
+        """
+        account = self.get(name)
+        if account is None:
+            raise errors.NotRegistered(name)
+        wait = max(self.perAccount.wait(account.name.casefold()),
+                   self.perAddress.wait(address) if address else 0.0)
+        if wait:
+            raise errors.TooManyAttempts(wait)
+
+        def checked(right):
+            if not right:
+                self.perAccount.failed(account.name.casefold())
+                if address:
+                    self.perAddress.failed(address)
+                raise errors.WrongPassword(account.name)
+            self.perAccount.succeeded(account.name.casefold())
+            return account
+        return self._offThread(checkPassword, password, account.hash).addCallback(checked)
+
+    def changePassword(self, account, new):
+        self._checkNew(new)
+
+        def hashed(digest):
+            return self.store.setPassword(account.name, digest).addCallback(
+                lambda _: setattr(account, "hash", digest))
+        d = self._offThread(hashPassword, new, *self._cost).addCallback(hashed)
+        return d.addErrback(self._notStored, "Your new password")

@@ -1,0 +1,413 @@
+"""
+Running rooms and the server: who may join and speak in a room (bans,
+invite only, a key, a limit, moderation), what its operators may change
+(topic, modes, privileges, bans), and what server operators may do (kill a
+connection, ban an address, remove a room). A mixin of L{chatsvc.lobby.Lobby}:
+every front door goes through it, so every door keeps the same rules.
+What a room's operators set is stored before anyone is told of it.
+"""
+
+import fnmatch
+import ipaddress
+
+from twisted.internet.defer import succeed
+
+from chatsvc import errors
+from chatsvc.events import Invited, Kicked, Killed, ModeChanged, TopicChanged
+from chatsvc.rooms import LIST_MODES, MODE_LETTERS, Topic, banMatcher
+from chatsvc.text import clean
+
+TOPIC_MAX = 300  # characters in a topic
+FLAGS = "imnst"  # the modes that are on or off, with no argument
+LIST_MAX = 100  # masks in each of a room's lists
+
+
+def normalBan(mask: str) -> str:
+    """A ban as a full mask: ``bob`` is ``bob!*@*``, ``*@host`` is ``*!*@host``."""
+    mask = clean(mask).strip()
+    if mask.startswith("$") or ("!" in mask and "@" in mask):
+        return mask
+    if "@" in mask:
+        return "*!" + mask
+    if "!" in mask:
+        return mask + "@*"
+    return mask + "!*@*"
+
+
+def addressMatcher(mask):
+    """A test of an address against a server-wide ban: an address, a network (CIDR) or a glob."""
+    try:
+        network = ipaddress.ip_network(mask, strict=False)
+    except ValueError:
+        folded = mask.casefold()
+        return lambda host: host is not None and fnmatch.fnmatchcase(host.casefold(), folded)
+
+    def inside(host):
+        try:
+            return ipaddress.ip_address(host) in network
+        except ValueError:
+            return False
+    return inside
+
+
+class Moderation:
+    """The rules of rooms and of the server's operators (a mixin of the Lobby)."""
+
+    # Who may come in and speak
+
+    def privileged(self, user, room) -> bool:
+        """Does C{user}'s account run C{room} (its owner, or an operator by role)?"""
+        account = user.account.casefold() if user.account else None
+        return account is not None and (room.owner == account or room.roles.get(account) == "o")
+
+    def banned(self, user, room, speaking=False) -> bool:
+        """Is C{user} banned (or, C{speaking}, muted) in C{room}, and not excepted (+e)?"""
+        if not any(banMatcher(mask, speaking)(user) for mask in room.bans):
+            return False
+        return not any(banMatcher(mask, speaking)(user) for mask in room.lists["e"])
+
+    def _invited(self, user, room) -> bool:
+        return (user.name is not None and user.name.casefold() in room.invited
+                or any(banMatcher(mask)(user) for mask in room.lists["I"]))
+
+    def admit(self, user, room, key=None):
+        """Refuse C{user} if C{room}'s rules keep them out; its owners always get in."""
+        if self.privileged(user, room):
+            return
+        invited = user.name is not None and user.name.casefold() in room.invited
+        if self.banned(user, room) and not invited:
+            raise errors.Banned(room.name)
+        if "i" in room.modes and not self._invited(user, room):
+            raise errors.InviteOnly(room.name)
+        if room.password is not None and key != room.password and not invited:
+            raise errors.BadKey(room.name)
+        if room.limit is not None and len(room.members) >= room.limit and not invited:
+            raise errors.RoomFull(room.name, room.limit)
+
+    def entered(self, user, room):
+        """C{user} is coming into C{room}: the privileges their account (or arriving first) gives."""
+        room.invited.discard(user.name.casefold())
+        account = user.account.casefold() if user.account else None
+        role = room.roles.get(account) if account else None
+        if account is not None and room.owner == account:
+            role = "o"
+        if role is None and not room.members and room.owner is None:
+            role = "o"  # the first into a room nobody owns runs it while they stay, as on IRC
+        if role == "o":
+            room.operators.add(user)
+        elif role == "v":
+            room.voiced.add(user)
+
+    def maySpeak(self, user, room):
+        if room.key not in user.rooms:
+            if "n" in room.modes or room.key not in self.rooms:
+                raise errors.NotInRoom("talk there")
+            self.mustBeSignedIn(user)
+        if user in room.operators or user in room.voiced:
+            return
+        if self.banned(user, room, speaking=True):
+            raise errors.CannotSend(room.name)
+        if "m" in room.modes:
+            raise errors.Moderated(room.name)
+
+    def _mustRun(self, user, room):
+        if user not in room.operators:
+            raise errors.NotOperator(room.name)
+
+    def _saved(self, room, undo, events):
+        """Store C{room}'s settings, then tell its members C{events}; C{undo} if it fails."""
+        def stored(_):
+            for event in events:
+                room.broadcast(event)
+            return events
+
+        def failed(failure):
+            undo()
+            self.log.failure("Could not store the settings of {room}", failure, room=room.name)
+            raise errors.NotStored("That change", "nothing changed",
+                                   self._notStoredBecause(failure))
+        d = self.store.saveSettings(f"room/{room.id}", room.settings())
+        return d.addCallbacks(stored, failed)
+
+    def _snapshot(self, room):
+        settings = room.settings()
+        operators, voiced = set(room.operators), set(room.voiced)
+
+        def undo():
+            room.restore(settings)
+            room.operators.clear()
+            room.operators.update(u for u in operators if u in room.members)
+            room.voiced.clear()
+            room.voiced.update(u for u in voiced if u in room.members)
+        return undo
+
+    # What operators change
+
+    def setTopic(self, user, room, text):
+        """
+        Set (or, with "", clear) C{room}'s topic: its operators may, and so
+        may any member of a room that is not +t. The Deferred fires once it
+        is stored and told, with the L{TopicChanged}.
+        """
+        if room.key not in user.rooms:
+            raise errors.NotInRoom("set its topic")
+        if "t" in room.modes:
+            self._mustRun(user, room)
+        if self.stopping:
+            raise errors.ServerStopping("The topic was not set")
+        text = clean(text).strip()[:TOPIC_MAX]
+        undo = self._snapshot(room)
+        at = self.now()
+        room.topic = Topic(text, user.name, at) if text else None
+        event = TopicChanged(room.name, user.name, text, at)
+        return self._saved(room, undo, [event]).addCallback(lambda _: event)
+
+    def setModes(self, user, room, changes):
+        """
+        Apply C{changes}, (on, letter, argument or None) each, to C{room}, by
+        one of its operators. The Deferred fires with (the L{ModeChanged}
+        told, or None if nothing changed; [(letter, L{errors.ChatError})]
+        for the changes refused); what took is stored before anyone is told.
+        """
+        self._mustRun(user, room)
+        if self.stopping:
+            raise errors.ServerStopping("The room was not changed")
+        undo = self._snapshot(room)
+        events, refused = [], []
+        for on, letter, arg in changes:
+            try:
+                change = self._change(room, on, letter, arg, user.name)
+            except errors.ChatError as refusal:
+                refused.append((letter, refusal))
+                continue
+            if change is not None:
+                events.append((("+" if on else "-") + letter, None if change is True else change))
+        if not events:
+            return succeed((None, refused))
+        event = ModeChanged(room.name, user.name, tuple(events))
+        return self._saved(room, undo, [event]).addCallback(lambda _: (event, refused))
+
+    def _change(self, room, on, letter, arg, by):
+        """
+        Change one mode: what ModeChanged names (a user, mask, key, limit),
+        True if it names nothing, None if nothing changed.
+        """
+        if letter in "ov":
+            return self._privilege(room, on, letter, arg)
+        if letter in LIST_MODES:
+            masks = room.lists[letter]
+            mask = normalBan(arg or "")
+            if not mask or " " in mask or len(mask) > 200:
+                raise errors.BadMode("A mask is nick!ident@host (with * and ? as"
+                                     " wildcards), $a:ACCOUNT, or $m:MASK to mute.")
+            if not on:  # whatever case it was set in
+                mask = next((m for m in masks if m.casefold() == mask.casefold()), mask)
+            if on == (mask in masks):
+                return None
+            if on:
+                if len(masks) >= LIST_MAX:
+                    raise errors.BadMode(f"{room.name} has {LIST_MAX} such masks, the most"
+                                         " it keeps: remove one first.")
+                masks[mask] = (by, self.now())
+            else:
+                del masks[mask]
+            return mask
+        if letter == "k":
+            if on:
+                key = clean(arg or "").strip()
+                if not key or " " in key or "," in key or len(key) > 32:
+                    raise errors.BadMode("A key is 1 to 32 characters, no spaces or commas.")
+                room.password = key
+                room.modes.add("k")
+                return key
+            if room.password is None:
+                return None
+            room.password = None
+            room.modes.discard("k")
+            return "*"
+        if letter == "l":
+            if on:
+                if not (arg or "").isdigit() or not 0 < int(arg) <= 100000:
+                    raise errors.BadMode("A limit is a number of members, 1 or more.")
+                if room.limit == int(arg):
+                    return None
+                room.limit = int(arg)
+                room.modes.add("l")
+                return str(room.limit)
+            if room.limit is None:
+                return None
+            room.limit = None
+            room.modes.discard("l")
+            return True
+        if letter in FLAGS:
+            if on == (letter in room.modes):
+                return None
+            (room.modes.add if on else room.modes.discard)(letter)
+            return True
+        raise errors.BadMode(f"{letter} is not a room mode: they are {MODE_LETTERS}, o, v, b.")
+
+    def _privilege(self, room, on, letter, name):
+        target = self.names.get((name or "").casefold())
+        if target is None:
+            raise errors.NoSuchUser(clean(name or ""))
+        if target not in room.members:
+            raise errors.NotInThatRoom(target.name, room.name)
+        holders = room.operators if letter == "o" else room.voiced
+        account = target.account.casefold() if target.account else None
+        if account is not None:  # their account keeps it in this room from now on
+            role = room.roles.get(account)
+            if on and (letter == "o" or role != "o"):
+                room.roles[account] = letter
+            elif not on and role == letter:
+                del room.roles[account]
+        if (target in holders) == on:
+            return None
+        (holders.add if on else holders.discard)(target)
+        return target.name
+
+    def maskList(self, room, letter="b"):
+        """(mask, who set it, when) for each mask of one of C{room}'s lists, oldest first."""
+        return sorted(((mask, by, at) for mask, (by, at) in room.lists[letter].items()),
+                      key=lambda entry: entry[2])
+
+    def kick(self, user, room, name, reason=""):
+        """An operator of C{room} puts C{name} out of it; everyone there is told first."""
+        self._mustRun(user, room)
+        target = self.names.get(name.casefold())
+        if target is None:
+            raise errors.NoSuchUser(clean(name))
+        if target not in room.members:
+            raise errors.NotInThatRoom(target.name, room.name)
+        event = Kicked(room.name, target.name, user.name, clean(reason).strip()[:300])
+        room.broadcast(event)
+        self._leave(target, room, "kicked", announce=False)
+        self.log.info("{by} kicked {name} from {room}", by=user.name, name=target.name,
+                      room=room.name)
+        return event
+
+    def invite(self, user, room, name):
+        """
+        A member of C{room} (an operator, if it is invite only) lets C{name}
+        in past +i, +k and bans, once: the invitee is told.
+        """
+        if room.key not in user.rooms:
+            raise errors.NotInRoom("invite anyone there")
+        if "i" in room.modes:
+            self._mustRun(user, room)
+        target = self.names.get(name.casefold())
+        if target is None:
+            raise errors.NoSuchUser(clean(name))
+        if target in room.members:
+            raise errors.BadMode(f"{target.name} is in {room.name} already.")
+        room.invited.add(target.name.casefold())
+        event = Invited(room.name, target.name, user.name)
+        if target is not user:
+            self._tell(target, event)
+        return event
+
+    # Server operators
+
+    def _mustOperate(self, user):
+        if not user.operator:
+            raise errors.NotServerOperator()
+
+    def kill(self, victim, by, reason):
+        """Disconnect C{victim}: they are told why, and those who shared a room see them quit."""
+        name = victim.name
+        text = f"Killed by {by}: {reason}" if by else reason
+        self.disconnect(victim, "killed", text)
+        self._tell(victim, Killed(by, reason))
+        self.log.info("{name} was disconnected: {text}", name=name, text=text)
+
+    def killUser(self, user, name, reason=""):
+        """A server operator disconnects C{name}."""
+        self._mustOperate(user)
+        target = self.names.get(name.casefold())
+        if target is None:
+            raise errors.NoSuchUser(clean(name))
+        self.kill(target, user.name, clean(reason).strip()[:300] or "no reason given")
+        return target.name
+
+    def restoreServer(self, saved):
+        self.addressBans = {mask: tuple(ban) for mask, ban in saved.get("bans", {}).items()}
+
+    def checkAddress(self, host):
+        """Refuse a connection from an address a server operator banned."""
+        if host is None or not self.addressBans:
+            return
+        for mask, (_, _, why) in self.addressBans.items():
+            if addressMatcher(mask)(host):
+                raise errors.AddressBanned(why)
+
+    def banAddress(self, user, mask, reason=""):
+        """
+        A server operator bans an address (or a network, or a glob of
+        hosts) server-wide: stored first, then everyone connected from it
+        is disconnected. The Deferred fires with how many were.
+        """
+        self._mustOperate(user)
+        mask = clean(mask).strip()
+        if not mask or " " in mask:
+            raise errors.BadMode("An address ban is an address, a network such as"
+                                 " 192.0.2.0/24, or a glob such as 192.0.2.*.")
+        reason = clean(reason).strip()[:300]
+        bans = dict(self.addressBans)
+        bans[mask] = (user.name, self.now(), reason)
+        return self._saveServer(bans).addCallback(lambda _: self._sweep(mask, reason))
+
+    def unbanAddress(self, user, mask):
+        self._mustOperate(user)
+        if mask not in self.addressBans:
+            raise errors.BadMode(f"{clean(mask)} is not banned.")
+        bans = dict(self.addressBans)
+        del bans[mask]
+        return self._saveServer(bans)
+
+    def _saveServer(self, bans):
+        def stored(_):
+            self.addressBans = bans
+
+        def failed(failure):
+            self.log.failure("Could not store the server's bans", failure)
+            raise errors.NotStored("That ban", "nothing changed", self._notStoredBecause(failure))
+        d = self.store.saveSettings("server", {"bans": {m: list(b) for m, b in bans.items()}})
+        return d.addCallbacks(stored, failed)
+
+    def _sweep(self, mask, reason):
+        match = addressMatcher(mask)
+        count = 0
+        for user in list(self.users):
+            if match(user.host) and not user.operator:
+                self.kill(user, None, "Your address is banned from this server"
+                          + (f": {reason}" if reason else ""))
+                count += 1
+        return count
+
+    def removeRoom(self, user, room, forget=False):
+        """
+        A server operator removes C{room}: its members are put out and its
+        name is free; its history is kept (out of sight) unless C{forget}.
+        """
+        self._mustOperate(user)
+        if room.key not in self.rooms:
+            raise errors.NoSuchRoom(room.name)
+
+        def stored(_):
+            if self.rooms.get(room.key) is not room:
+                return None
+            event = Kicked(room.name, None, user.name, "This room was removed by a server operator")
+            for member in list(room.members):
+                self._tell(member, Kicked(room.name, member.name, user.name, event.reason))
+                self._leave(member, room, "kicked", announce=False)
+            del self.rooms[room.key]
+            self._byName = [key for key in self._byName if key != room.key]
+            self._occupied.discard(room)
+            self.log.info("{by} removed room {room}{how}", by=user.name, room=room.name,
+                          how=" and its history" if forget else "")
+            return room.name
+
+        def failed(failure):
+            self.log.failure("Could not remove {room}", failure, room=room.name)
+            raise errors.NotStored("The removal", "nothing changed",
+                                   self._notStoredBecause(failure))
+        return self.store.removeRoom(room.id, forget).addCallbacks(stored, failed)
