@@ -75,6 +75,7 @@ class NotInRoom(ChatError):
 
 class NoSuchUser(ChatError):
     def __init__(self, name: str):
+        self.name = name
         super().__init__(f"No one named '{name}' is online. Type online to see who is.")
 
 
@@ -177,6 +178,7 @@ class NotOperator(ChatError):
 
 class NotInThatRoom(ChatError):
     def __init__(self, name: str, room: str):
+        self.name = name
         super().__init__(f"{name} is not in {room}.")
 
 
@@ -252,7 +254,7 @@ class InviteOnly(ChatError):
 
 class BadKey(ChatError):
     def __init__(self, room: str):
-        super().__init__(f"{room} needs a key: type join {room} KEY with the right one.")
+        super().__init__(f"{room} needs a key: type /join {room} KEY with the right one.")
 
 
 class RoomFull(ChatError):

@@ -594,8 +594,7 @@ class Lobby(Moderation, SigningIn, service.Service):
         A notice to a room (IRC's NOTICE): the others there now are shown
         it; it is not kept in the history. The sender's door shows their copy.
         """
-        if room.key not in user.rooms:
-            raise errors.NotInRoom("talk there")
+        self.maySpeak(user, room)
         text = clean(text)
         if not text.strip():
             raise errors.EmptyMessage()

@@ -36,4 +36,5 @@ class Settings:
     # Accounts
     accounts: str = "optional"  # "required": only signed-in users join rooms and talk
     password_min: int = 8  # characters in a new password, at least
+    register_before_connect: bool = True  # IRC's REGISTER before registration completes
     operators: tuple = ()  # casefolded accounts that are server operators once signed in

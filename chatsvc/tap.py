@@ -101,6 +101,9 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
          "optional: guests may join and talk beside registered users; required:"
          " only users signed in to an account may."],
         ["password-min", None, 8, "The fewest characters a new password may have."],
+        ["registration", None, "anytime",
+         "When IRC clients may REGISTER an account: anytime (also while connecting,"
+         " as draft/account-registration's before-connect allows), or connected."],
         ["irc-ping-interval", None, 120.0,
          "Seconds of silence after which the IRC door pings a client; one that"
          " does not answer within as long again is dropped (0 = never ping)."],
@@ -187,12 +190,16 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
             raise usage.UsageError(
                 f"--db {self['db']!r} is a folder; give a file in it, such as"
                 f" {os.path.join(self['db'], 'chatroom.sqlite3')}.")
+        if self["registration"] not in ("anytime", "connected"):
+            raise usage.UsageError(
+                f"--registration takes anytime or connected, not {self['registration']!r}.")
         if self["accounts"] not in ("optional", "required"):
             raise usage.UsageError(
                 f"--accounts takes optional or required, not {self['accounts']!r}.")
         self.settings = Settings(
             accounts=self["accounts"],
             password_min=_number(self, "password-min", 1, 200),
+            register_before_connect=self["registration"] == "anytime",
             operators=tuple(sorted(set(self["operator"]))),
             max_clients=_number(self, "max-clients", 1, 100_000),
             max_line=_number(self, "max-line", 64, 65_536),

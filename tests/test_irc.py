@@ -73,7 +73,9 @@ class RegistrationTests(Doors, TestCase):
     def test_capNegotiationHoldsRegistration(self):
         s = IrcSession(self.irc)
         s.send("CAP LS 302")
-        self.assertEqual(s.read(), [":irc.test CAP * LS :" + " ".join(wording.CAPABILITIES)])
+        self.assertEqual(s.read(), [":irc.test CAP * LS :" + " ".join(
+            f"{cap}={wording.CAP_VALUES[cap]}" if cap in wording.CAP_VALUES else cap
+            for cap in wording.CAPABILITIES)])
         s.send("NICK alice")
         s.send("USER al 0 * :Alice")
         self.assertEqual(s.read(), [])  # no welcome until CAP END

@@ -106,16 +106,20 @@ class ChatsvcController(BaseServerController, DirectoryBasedController):
     # `sasl` or `draft/event-playback`).
     capabilities = frozenset(
         (
+            Capabilities.ACCOUNT_NOTIFY,
+            Capabilities.ACCOUNT_TAG,
             Capabilities.AWAY_NOTIFY,
             Capabilities.BATCH,
             Capabilities.ECHO_MESSAGE,
+            Capabilities.EXTENDED_JOIN,
             Capabilities.LABELED_RESPONSE,
             Capabilities.MESSAGE_TAGS,
             Capabilities.MULTI_PREFIX,
             Capabilities.SERVER_TIME,
         )
     )
-    supported_sasl_mechanisms: Set[str] = set()  # no SASL, no accounts
+    supported_sasl_mechanisms: Set[str] = {"PLAIN"}
+    extban_mute_char = "m"  # $m:MASK (EXTBAN=$,am)
     supports_sts = False
     # No optional behaviour is promised yet (a promised one that is missing
     # turns its skip into a failure); nor any ISUPPORT value (isupport.py's
@@ -150,10 +154,7 @@ class ChatsvcController(BaseServerController, DirectoryBasedController):
         websocket_hostname: Optional[str],
         websocket_port: Optional[int],
     ) -> None:
-        # run_services (chathistory.py's and some who/whois cases ask for it)
-        # is accepted: there are no services, wait_for_services() returns at
-        # once and registerUser() raises NotImplementedByController, so the
-        # tests that need an account are skipped and the others run.
+        # run_services: accounts are the server's own (registerUser below).
         if ssl:
             raise NotImplementedByController("TLS")
         assert self.proc is None
@@ -184,7 +185,13 @@ class ChatsvcController(BaseServerController, DirectoryBasedController):
             "--flood-rate", "0",
             # irctest's OPER tests use this operator (see irctest's other controllers).
             "--oper", "operuser:operpassword",
+            # irctest's accounts have passwords such as "sesame".
+            "--password-min", "1",
         ]
+        if self.test_config.account_registration_requires_email:
+            raise NotImplementedByController("REGISTER with an email address")
+        if not self.test_config.account_registration_before_connect:
+            self.command += ["--registration", "connected"]
         if websocket_port is not None:  # the web door: IRC over WebSocket, at /
             self.command += ["--web", f"tcp:{websocket_port}:interface={websocket_hostname}"]
         if password is not None:
@@ -202,6 +209,27 @@ class ChatsvcController(BaseServerController, DirectoryBasedController):
 
     def wait_for_services(self) -> None:
         pass  # none to wait for
+
+    def registerUser(self, case, username: str, password: Optional[str] = None) -> None:
+        """An account, registered as a client would: REGISTER once connected."""
+        assert password
+        client = case.addClient(show_io=False)
+        case.sendLine(client, "NICK " + username)
+        case.sendLine(client, "USER r e g :user")
+        while case.getRegistrationMessage(client).command != "001":
+            pass
+        case.getMessages(client)
+        # A long password makes a line over 512 bytes: the door reads up to 2048.
+        case.sendLine(client, f"REGISTER * * {password}")
+        for message in case.getMessages(client):
+            if message.command == "REGISTER" and message.params[:1] == ["SUCCESS"]:
+                break
+            if message.command == "FAIL":
+                raise AssertionError(f"registerUser({username!r}) failed: {message}")
+        else:
+            raise AssertionError(f"registerUser({username!r}): no REGISTER SUCCESS")
+        case.sendLine(client, "QUIT")
+        case.assertDisconnected(client)
 
     def log_tail(self) -> str:
         if self.log_path is None:

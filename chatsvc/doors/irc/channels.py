@@ -37,8 +37,9 @@ class Channels:
                 self.factory.lobby.leave(self.user, room)
                 self._parted(room.name, "")
             return
-        for channel in self._targets(channels):
-            self._join(channel)
+        keys = keys.split(",") if keys else []
+        for i, channel in enumerate(self._targets(channels)):
+            self._join(channel, keys[i] if i < len(keys) else None)
 
     def _targets(self, names, numeric=None):
         """The first TARGETS of a comma-separated list; 407 (by C{numeric}) for the rest."""
@@ -48,7 +49,7 @@ class Channels:
                                       f"Too many targets: at most {w.TARGETS} at once")
         return names[:w.TARGETS]
 
-    def _join(self, channel):
+    def _join(self, channel, key=None):
         lobby = self.factory.lobby
         name = channel[1:]
         if not channel.startswith("#") or not ROOM_NAME.fullmatch(name) or \
@@ -63,20 +64,32 @@ class Channels:
         if len(self.user.rooms) >= w.CHANNEL_LIMIT:
             return self.numeric(w.ERR_TOOMANYCHANNELS, clean(channel),
                                 "You have joined too many channels")
-        if name.casefold() in lobby.rooms:
-            d = lobby.join(self.user, name, exclusive=False)
-        else:  # IRC creates a channel by joining it
-            try:
-                d = self.createRoom(name, exclusive=False)
-            except errors.CreatingTooOften as refusal:
-                return self.reply(
-                    "FAIL", "JOIN", "CREATING_TOO_OFTEN", "#" + name,
-                    f"Your address has created channels too often; try again in"
-                    f" {max(1, round(refusal.wait / 60))} min, or join one that exists"
-                    " (/list)")
-            except errors.RoomExists:  # being created by someone else right now
-                d = lobby.join(self.user, name, exclusive=False)
-        self.labels.wait(self.waitFor(d.addCallback(self._arrived), self._refused))
+        try:
+            if name.casefold() in lobby.rooms:
+                d = lobby.join(self.user, name, exclusive=False, key=key)
+            else:  # IRC creates a channel by joining it
+                try:
+                    d = self.createRoom(name, exclusive=False)
+                except errors.CreatingTooOften as refusal:
+                    return self.reply(
+                        "FAIL", "JOIN", "CREATING_TOO_OFTEN", "#" + name,
+                        f"Your address has created channels too often; try again in"
+                        f" {max(1, round(refusal.wait / 60))} min, or join one that exists"
+                        " (/list)")
+                except errors.RoomExists:  # being created by someone else right now
+                    d = lobby.join(self.user, name, exclusive=False, key=key)
+        except errors.ChatError as refusal:
+            if self.joinRefused(clean(channel)[:64], refusal):
+                return
+            raise
+        self.labels.wait(self.waitFor(d.addCallback(self._arrived),
+                                      lambda failure: self._joinFailed(failure, channel)))
+
+    def _joinFailed(self, failure, channel):
+        if failure.check(errors.ChatError) and self.joinRefused(clean(channel)[:64],
+                                                                 failure.value):
+            return
+        self._refused(failure)
 
     def _refused(self, failure):
         if failure.check(errors.ChatError):
@@ -89,7 +102,8 @@ class Channels:
             return
         channel = "#" + arrival.room
         room = self.factory.lobby.rooms[arrival.room.casefold()]
-        self.reply("JOIN", channel, source=self.mask(), tags=self.tags())
+        self.labels.reply(self.joinLine(arrival.room, self.user, self.user.name))
+        self.sendTopic(room)
         self._names(room)
         if arrival.replay and "server-time" in self.caps:
             # Recent history, as Ergo replays it: only to clients that show when it was said.
@@ -225,6 +239,8 @@ class Channels:
                      f"chatsvc ({user.door} door)")
         if user.operator:
             self.numeric(w.RPL_WHOISOPERATOR, user.name, "is an IRC operator")
+        if user.account is not None:
+            self.numeric(w.RPL_WHOISACCOUNT, user.name, user.account, "is logged in as")
         if user.away:
             self.numeric(w.RPL_AWAY, user.name, user.away)
         mind = user.mind
@@ -233,61 +249,14 @@ class Channels:
                          int(mind.signon), "seconds idle, signon time")
         self.numeric(w.RPL_ENDOFWHOIS, user.name, "End of /WHOIS list")
 
-    def irc_TOPIC(self, message, channel=None, *text):
-        if channel is None:
-            return self.numeric(w.ERR_NEEDMOREPARAMS, "TOPIC", "Not enough parameters")
-        room = self.roomOf(channel, joined=bool(text))
-        if room is None:
-            return
-        if not text:
-            return self.numeric(w.RPL_NOTOPIC, "#" + room.name, "No topic is set")
-        self.numeric(w.ERR_CHANOPRIVSNEEDED, "#" + room.name,
-                     "Topics cannot be set on this server yet")
-
     def irc_MODE(self, message, target=None, *changes):
         if target is None:
             return self.numeric(w.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
         if not target.startswith("#"):
             return self._userMode(target, changes)
         room = self.roomOf(target, joined=False)
-        if room is None:
-            return
-        channel = "#" + room.name
-        if not changes:
-            self.numeric(w.RPL_CHANNELMODEIS, channel, "+ns" if room.secret else "+n")
-            return self.numeric(w.RPL_CREATIONTIME, channel, int(room.created))
-        modes, args = changes[0], list(changes[1:])
-        on = True
-        for letter in modes:
-            if letter in "+-":
-                on = letter == "+"
-            elif letter == "b" and not args:
-                self.numeric(w.RPL_ENDOFBANLIST, channel, "End of channel ban list")
-            elif letter in "ov":
-                if not args:
-                    self.numeric(w.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
-                    continue
-                name = args.pop(0)
-                try:
-                    self.factory.lobby.setPrivilege(self.user, room, name, letter, on)
-                except errors.NotOperator:
-                    self.numeric(w.ERR_CHANOPRIVSNEEDED, channel, "You're not channel operator")
-                except errors.NoSuchUser:
-                    self.numeric(w.ERR_NOSUCHNICK, clean(name)[:64], "No such nick/channel")
-                except errors.NotInThatRoom:
-                    self.numeric(w.ERR_USERNOTINCHANNEL, clean(name)[:64], channel,
-                                 "They aren't on that channel")
-            elif letter == "s":
-                try:
-                    self.factory.lobby.setSecret(self.user, room, on)
-                except errors.NotOperator:
-                    self.numeric(w.ERR_CHANOPRIVSNEEDED, channel, "You're not channel operator")
-            elif letter == "n":
-                if not on:
-                    self.numeric(w.ERR_UNKNOWNMODE, letter,
-                                 "is unknown mode char to me: every room is +n")
-            else:
-                self.numeric(w.ERR_UNKNOWNMODE, letter, "is unknown mode char to me")
+        if room is not None:
+            self.channelMode(room, changes)
 
     def _userMode(self, target, changes):
         if target.casefold() != self.me.casefold():

@@ -15,20 +15,23 @@ from chatsvc import errors
 from chatsvc.doors.connection import Connection, DoorFactory
 from chatsvc.doors.irc import history, wording as w
 from chatsvc.doors.irc.channels import Channels
-from chatsvc.doors.irc.delivery import SAID_KEYS, Delivery
+from chatsvc.doors.irc.delivery import Delivery, saidKey
 from chatsvc.doors.irc.labels import Labels
 from chatsvc.doors.irc.message import format, parse
+from chatsvc.doors.irc.moderating import Moderating
+from chatsvc.doors.irc.signin import SigningIn
 from chatsvc.doors.irc.talking import Talking
 from chatsvc.events import IChatClient
 from chatsvc.text import clean
 
-REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT"}  # before 001
+REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT",
+                "AUTHENTICATE", "REGISTER"}  # before 001
 TAGS_MAX = 4096  # bytes of tags a client may send, with the '@' and the space (IRCv3)
 _NICK = re.compile(r"[A-Za-z0-9_-]+")  # the Lobby's names
 
 
 @implementer(IChatClient)
-class IRCProtocol(Channels, Talking, Delivery, Connection):
+class IRCProtocol(Channels, Moderating, Talking, SigningIn, Delivery, Connection):
     """
     One IRC connection: registration and liveness here; the channel
     commands (L{Channels}), talking (L{Talking}) and the Lobby's events as
@@ -40,9 +43,10 @@ class IRCProtocol(Channels, Talking, Delivery, Connection):
     def __init__(self):
         super().__init__()
         self.caps = set()
-        self.saidKey = SAID_KEYS[False][False]  # how messages are rendered for these caps
+        self.saidKey = saidKey(self.caps)  # how messages are rendered for these caps
         self.negotiating = False  # CAP LS or REQ before registration: wait for CAP END
         self.nick = None  # the nick asked for, before registration
+        self.triedNick = None  # ... the last one tried, even if refused (for REGISTER *)
         self.ident = None  # USER's username
         self.passed = False  # PASS matched the server password
         self.registered = False
@@ -91,8 +95,11 @@ class IRCProtocol(Channels, Talking, Delivery, Connection):
 
     # Output
 
-    def tags(self, timestamp=None, uid=None, client=None) -> dict:
-        """The tags this client takes on a message or event (C{client}: its client-only tags)."""
+    def tags(self, timestamp=None, uid=None, client=None, source=None) -> dict:
+        """
+        The tags this client takes on a message or event (C{client}: its
+        client-only tags; C{source}: the name of whoever it is from).
+        """
         tags = {}
         if "server-time" in self.caps:
             tags["time"] = w.isoTime(timestamp if timestamp is not None
@@ -102,7 +109,16 @@ class IRCProtocol(Channels, Talking, Delivery, Connection):
                 tags["msgid"] = uid
             if client:
                 tags.update(client)
+        if source is not None and "account-tag" in self.caps:
+            account = self.accountOf(source)
+            if account is not None:
+                tags["account"] = account
         return tags
+
+    def accountOf(self, name):
+        """The account the user online as C{name} is signed in to, or None."""
+        user = self.factory.lobby.names.get(name.casefold()) if name else None
+        return user.account if user is not None else None
 
     def reply(self, command, *params, source=None, tags=None):
         """A line answering the command being handled (labeled, if it was)."""
@@ -202,7 +218,10 @@ class IRCProtocol(Channels, Talking, Delivery, Connection):
         if sub == "LS":
             if not self.registered:
                 self.negotiating = True
-            self.reply("CAP", self.me, "LS", " ".join(w.CAPABILITIES))
+            values = len(params) > 1 and params[1].isdigit() and int(params[1]) >= 302
+            self.reply("CAP", self.me, "LS", " ".join(
+                f"{cap}={self._capValue(cap)}" if values and self._capValue(cap) else cap
+                for cap in w.CAPABILITIES))
         elif sub == "LIST":
             self.reply("CAP", self.me, "LIST", " ".join(sorted(self.caps)))
         elif sub == "REQ":
@@ -213,16 +232,22 @@ class IRCProtocol(Channels, Talking, Delivery, Connection):
             if asked and all(cap in w.CAPABILITIES for cap, _ in wanted):
                 for cap, on in wanted:
                     (self.caps.add if on else self.caps.discard)(cap)
-                self.saidKey = SAID_KEYS["server-time" in self.caps]["message-tags" in self.caps]
+                self.saidKey = saidKey(self.caps)
                 self.reply("CAP", self.me, "ACK", " ".join(asked))
             else:
                 self.reply("CAP", self.me, "NAK", " ".join(asked))
         elif sub == "END":
             if not self.registered:
+                self.abortSasl()
                 self.negotiating = False
                 self._register()
         else:
             self.numeric(w.ERR_INVALIDCAPCMD, clean(params[0])[:32], "Invalid CAP command")
+
+    def _capValue(self, cap):
+        if cap == "draft/account-registration" and not self.settings.register_before_connect:
+            return None
+        return w.CAP_VALUES.get(cap)
 
     def irc_PASS(self, message, password=None):
         if self.registered:
@@ -233,6 +258,7 @@ class IRCProtocol(Channels, Talking, Delivery, Connection):
 
     def irc_NICK(self, message, nick=None):
         lobby = self.factory.lobby
+        self.triedNick = nick or self.triedNick
         if not nick:
             return self.numeric(w.ERR_NONICKNAMEGIVEN, "No nickname given")
         if not self._validNick(nick):
@@ -245,7 +271,15 @@ class IRCProtocol(Channels, Talking, Delivery, Connection):
         if not self.registered:
             self.nick = nick
             return self._register()
-        lobby.rename(self.user, nick)  # Renamed comes back to us, and to everyone who shares a room
+        try:
+            lobby.rename(self.user, nick)  # Renamed comes back to us and everyone who shares a room
+        except errors.NameRegistered as refusal:
+            self.numeric(w.ERR_NICKNAMEINUSE, refusal.name, self._registeredNick(refusal.name))
+
+    @staticmethod
+    def _registeredNick(name):
+        return (f"{name} is a registered name: sign in to it (SASL, or /msg NickServ"
+                f" IDENTIFY {name} PASSWORD) or choose another")
 
     def _validNick(self, nick):
         return len(nick) <= self.settings.name_max and _NICK.fullmatch(nick) is not None
@@ -270,8 +304,12 @@ class IRCProtocol(Channels, Talking, Delivery, Connection):
         try:
             name = self.factory.lobby.chooseName(self.user, self.nick)
         except errors.NameTaken:
+            nick, self.nick = self.nick, None
+            return self.numeric(w.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+        except errors.NameRegistered as refusal:
             self.nick = None
-            return self.numeric(w.ERR_NICKNAMEINUSE, self.me, "Nickname is already in use")
+            return self.numeric(w.ERR_NICKNAMEINUSE, refusal.name,
+                                self._registeredNick(refusal.name))
         except errors.ServerFull as full:
             self.line(format("ERROR", f"Closing link: {full}"))
             return self._close()
@@ -286,7 +324,7 @@ class IRCProtocol(Channels, Talking, Delivery, Connection):
         self.numeric(w.RPL_WELCOME, f"Welcome to the chatsvc IRC network, {self.mask()}")
         self.numeric(w.RPL_YOURHOST, f"Your host is {server}, running chatsvc")
         self.numeric(w.RPL_CREATED, f"This server was created {self.factory.created}")
-        self.numeric(w.RPL_MYINFO, server, "chatsvc", "i", "nosv", "ov")
+        self.numeric(w.RPL_MYINFO, server, "chatsvc", "i", "beIiklmnostv", "beIklov")
         self._isupport()
         self.irc_LUSERS(None)
         self.irc_MOTD(None)

@@ -85,10 +85,17 @@ class Talking:
                 room = lobby.rooms.get(target[1:].casefold())
                 if room is None:
                     numeric(w.ERR_NOSUCHCHANNEL, clean(target)[:64], "No such channel")
-                elif room.key not in self.user.rooms:
+                    continue
+                try:
+                    lobby.maySpeak(self.user, room)
+                except (errors.NotInRoom, errors.Moderated, errors.CannotSend,
+                        errors.AccountsRequired) as refusal:
                     numeric(w.ERR_CANNOTSENDTOCHAN, "#" + room.name,
-                                 "Cannot send to channel: join it first")
-                elif command == "NOTICE":
+                            "Cannot send to channel: join it first"
+                            if isinstance(refusal, errors.NotInRoom) else
+                            f"Cannot send to channel: {refusal}")
+                    continue
+                if command == "NOTICE":
                     event = lobby.notice(self.user, room, text, self.clientTags)
                     if "echo-message" in self.caps:
                         self.labels.reply(said("NOTICE", "#" + room.name, event.text,
@@ -96,6 +103,8 @@ class Talking:
                                                                       event.uid, event.tags)))
                 else:
                     self._say(room, text, action)
+            elif target.casefold() == "nickserv" and command == "PRIVMSG":
+                self.toNickServ(text)
             else:
                 self._whisper(command, target, text, numeric, action)
 

@@ -44,15 +44,38 @@ ERR_BADCHANMASK = "476"
 ERR_CHANOPRIVSNEEDED = "482"
 ERR_UMODEUNKNOWNFLAG, ERR_USERSDONTMATCH = "501", "502"
 ERR_INVALIDCAPCMD = "410"
+RPL_WHOISACCOUNT = "330"
+RPL_TOPIC, RPL_TOPICWHOTIME = "332", "333"
+RPL_INVITING, RPL_INVITELIST, RPL_ENDOFINVITELIST = "341", "336", "337"
+RPL_INVEXLIST, RPL_ENDOFINVEXLIST = "346", "347"
+RPL_EXCEPTLIST, RPL_ENDOFEXCEPTLIST = "348", "349"
+ERR_USERONCHANNEL = "443"
+ERR_CHANNELISFULL, ERR_INVITEONLYCHAN, ERR_BANNEDFROMCHAN, ERR_BADCHANNELKEY = (
+    "471", "473", "474", "475")
+ERR_NEEDREGGEDNICK = "477"
+ERR_NOPRIVILEGES = "481"
+ERR_INVALIDMODEPARAM = "696"
+RPL_LOGGEDIN, RPL_LOGGEDOUT, ERR_NICKLOCKED = "900", "901", "902"
+RPL_SASLSUCCESS, ERR_SASLFAIL, ERR_SASLTOOLONG, ERR_SASLABORTED, ERR_SASLALREADY = (
+    "903", "904", "905", "906", "907")
+RPL_SASLMECHS = "908"
+# What a list mode's entries and its end are sent as
+LISTS = {"b": (RPL_BANLIST, RPL_ENDOFBANLIST, "End of channel ban list"),
+         "e": (RPL_EXCEPTLIST, RPL_ENDOFEXCEPTLIST, "End of channel exception list"),
+         "I": (RPL_INVEXLIST, RPL_ENDOFINVEXLIST, "End of channel invite list")}
 
 # The capabilities this door has, and nothing it does not.
-CAPABILITIES = ("away-notify", "batch", "draft/chathistory", "echo-message",
-                "labeled-response", "message-tags", "multi-prefix", "server-time",
-                "userhost-in-names")
+CAPABILITIES = ("account-notify", "account-tag", "away-notify", "batch",
+                "draft/account-registration", "draft/chathistory", "echo-message",
+                "extended-join", "invite-notify", "labeled-response", "message-tags",
+                "multi-prefix", "sasl", "server-time", "userhost-in-names")
+# The values CAP LS 302 gives them
+CAP_VALUES = {"sasl": "PLAIN", "draft/account-registration": "before-connect"}
 TARGETS = 4  # channels or nicks one PRIVMSG, NOTICE or JOIN may name at most
 CHANNEL_LIMIT = 100  # channels one IRC user may be in at once
 AWAY_LENGTH = 390
 USER_LENGTH = 10  # the most of USER's username shown in masks
+TOPIC_LENGTH = 300  # the Lobby's TOPIC_MAX
 
 
 def isupport(settings, server) -> list:
@@ -61,18 +84,24 @@ def isupport(settings, server) -> list:
         f"AWAYLEN={AWAY_LENGTH}",
         "CASEMAPPING=ascii",  # names and rooms are ASCII letters, digits and a few marks
         f"CHANLIMIT=#:{CHANNEL_LIMIT}",
-        "CHANMODES=,,,ns",  # every room is +n; +s hides it; bans come with moderation
+        "CHANMODES=beI,k,l,imnst",
         f"CHANNELLEN={settings.room_name_max + 1}",
         "CHANTYPES=#",
         f"CHATHISTORY={settings.history_page_max}",
         "ELIST=M",  # LIST takes a mask such as #kit*
+        "EXCEPTS=e",
+        "EXTBAN=$,am",  # $a:ACCOUNT matches who is signed in to it; $m:MASK mutes
+        "ACCOUNTEXTBAN=a",
+        "INVEX=I",
+        f"KICKLEN={TOPIC_LENGTH}",
         "MODES=4",
         "MSGREFTYPES=msgid,timestamp",
         "NETWORK=chatsvc",
         f"NICKLEN={settings.name_max}",
         "PREFIX=(ov)@+",
         f"TARGMAX=JOIN:{TARGETS},PART:{TARGETS},PRIVMSG:{TARGETS},NOTICE:{TARGETS},"
-        "NAMES:1,LIST:1,WHOIS:1,WHO:1",
+        f"KICK:{TARGETS},NAMES:1,LIST:1,WHOIS:1,WHO:1",
+        f"TOPICLEN={TOPIC_LENGTH}",
         "UTF8ONLY",
     ]
 
