@@ -82,8 +82,8 @@ class Channels:
             if self.joinRefused(clean(channel)[:64], refusal):
                 return
             raise
-        self.labels.wait(self.waitFor(d.addCallback(self._arrived),
-                                      lambda failure: self._joinFailed(failure, channel)))
+        self.waitFor(d.addCallback(self._arrived),
+                                      lambda failure: self._joinFailed(failure, channel))
 
     def _joinFailed(self, failure, channel):
         if failure.check(errors.ChatError) and self.joinRefused(clean(channel)[:64],

@@ -48,9 +48,9 @@ def answer(connection, params):
     except errors.NotInRoom:
         return _fail(connection, "INVALID_TARGET", (sub, params[1]), _SAY["INVALID_TARGET"])
     d.addCallback(_send, connection)
-    connection.labels.wait(connection.waitFor(d, lambda failure: _fail(
+    connection.waitFor(d, lambda failure: _fail(
         connection, "MESSAGE_ERROR", (sub, params[1]),
-        "The history could not be read. Please try again.")))
+        "The history could not be read. Please try again."))
 
 
 def _limit(connection, text):

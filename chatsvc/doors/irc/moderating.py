@@ -56,7 +56,7 @@ class Moderating:
         except errors.NotOperator:
             return self.numeric(w.ERR_CHANOPRIVSNEEDED, "#" + room.name,
                                 "You're not channel operator")
-        self.labels.wait(self.waitFor(d, self._refused))
+        self.waitFor(d, self._refused)
 
     # MODE
 
@@ -118,7 +118,7 @@ class Moderating:
             return self.numeric(w.ERR_CHANOPRIVSNEEDED, channel, "You're not channel operator")
         d = lobby.setModes(self.user, room, wanted[:MODES_AT_ONCE])
         d.addCallback(lambda result: self._modesRefused(room, result[1]))
-        self.labels.wait(self.waitFor(d, self._refused))
+        self.waitFor(d, self._refused)
 
     def _modesRefused(self, room, refused):
         channel = "#" + room.name
@@ -206,7 +206,7 @@ class Moderating:
             return self.numeric(w.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
         d.addCallback(lambda count: self.reply(
             "NOTICE", self.me, f"{clean(mask)} is banned; {count} disconnected"))
-        self.labels.wait(self.waitFor(d, self._refused))
+        self.waitFor(d, self._refused)
 
     def irc_UNDLINE(self, message, mask=None, *rest):
         if mask is None:
@@ -216,4 +216,4 @@ class Moderating:
         except errors.NotServerOperator:
             return self.numeric(w.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
         d.addCallback(lambda _: self.reply("NOTICE", self.me, f"{clean(mask)} is no longer banned"))
-        self.labels.wait(self.waitFor(d, self._refused))
+        self.waitFor(d, self._refused)

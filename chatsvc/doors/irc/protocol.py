@@ -169,7 +169,7 @@ class IRCProtocol(Channels, Moderating, Talking, SigningIn, Delivery, Connection
             # stored and sent (its echo first, then this command's answer).
             self._whenConfirmed = d = Deferred()
             d.addCallback(lambda _: self.textReceived(text))
-            self.waitFor(d, self._refused)
+            Connection.waitFor(self, d, self._refused)  # before its label begins
             return
         self.labels.begin(message.tags.get("label") if "labeled-response" in self.caps else None)
         try:
@@ -181,6 +181,16 @@ class IRCProtocol(Channels, Moderating, Talking, SigningIn, Delivery, Connection
             self.failed()
         finally:
             self.labels.end()
+
+    def waitFor(self, d, refused):
+        """
+        Connection.waitFor, inside the labeled answer if any: what C{d}
+        brings (or its refusal) is part of the answer, and the answer ends
+        before the next command is read (the hold is released last).
+        """
+        d.addErrback(self._refusedBy, refused)
+        self.labels.wait(d)
+        return Connection.waitFor(self, d, refused)
 
     @staticmethod
     def _pipelined(message):
@@ -291,6 +301,7 @@ class IRCProtocol(Channels, Moderating, Talking, SigningIn, Delivery, Connection
             return self.numeric(w.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
         ident = "".join(c for c in params[0] if c.isalnum() or c in "_-.")[:w.USER_LENGTH]
         self.ident = ident or "user"
+        self.user.ident = self.ident  # what ban masks match
         self.user.realname = clean(params[3])[:100]
         self._register()
 

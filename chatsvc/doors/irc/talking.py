@@ -126,7 +126,7 @@ class Talking:
                 self._refused(failure)
         d.addErrback(self._refusedBy, notStored)
         if self.labels.active:
-            self.labels.wait(self.waitFor(d, notStored))
+            self.waitFor(d, notStored)
 
     def _whisper(self, command, target, text, numeric, action):
         lobby = self.factory.lobby
