@@ -32,7 +32,9 @@ class IrcClient(LineClient):
         return self.waitFor(match)
 
 
-class IrcEndToEndTests(ServerProcessTests, TestCase):
+class IrcServerTests(ServerProcessTests):
+    """The real server with its IRC door, and IRC clients of it."""
+
     @defer.inlineCallbacks
     def startServer(self, *options):
         server, _ = yield super().startServer(
@@ -57,6 +59,8 @@ class IrcEndToEndTests(ServerProcessTests, TestCase):
         yield client.command("376")  # the end of the MOTD: registered
         return client
 
+
+class IrcEndToEndTests(IrcServerTests, TestCase):
     @defer.inlineCallbacks
     def test_bothDoorsInOneRoom(self):
         server, nativePort, ircPort = yield self.startServer()

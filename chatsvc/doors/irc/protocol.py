@@ -276,7 +276,10 @@ class IRCProtocol(Channels, Moderating, Talking, SigningIn, Delivery, Connection
                                 f"Erroneous nickname: 1 to {self.settings.name_max} letters,"
                                 " digits, _ or -")
         holder = lobby.names.get(nick.casefold())
-        if holder is not None and holder is not self.user:
+        # A registered nick is its owner's, who may sign in (SASL) before
+        # registration ends and take it back from a stale connection.
+        owned = not self.registered and lobby.accounts.isRegistered(nick)
+        if holder is not None and holder is not self.user and not owned:
             return self.numeric(w.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
         if not self.registered:
             self.nick = nick
