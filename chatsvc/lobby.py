@@ -575,6 +575,7 @@ class Lobby(Moderation, SigningIn, service.Service):
         A private message (or notice) to one online user, wherever they are.
         Not stored. The sender's front door shows their own copy.
         """
+        self.mustBeSignedIn(user)
         recipient = self.names.get(name.casefold())
         if recipient is None:
             raise errors.NoSuchUser(clean(name))

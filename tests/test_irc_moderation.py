@@ -279,3 +279,17 @@ class ChannelTests(Accounts, TestCase):
         self.assertIn(":irc.test 353 carol = #bobs carol", carol.read())
         bob.send("JOIN #bobs")
         self.assertIn(":irc.test 353 bob = #bobs :carol @bob", bob.read())
+
+
+class NickServTests(Accounts, TestCase):
+    def test_changePassword(self):
+        self.registered("bob").send("quit")
+        s = self.saslUser("bob")
+        s.read()
+        s.send(f"NS PASSWORD {PASSWORD} new-password")
+        self.assertEqual(s.read(), [":NickServ!NickServ@irc.test NOTICE bob :Your password is"
+                                    " changed."])
+        other = self.ircUser("carol")
+        other.send("PRIVMSG NickServ :IDENTIFY bob new-password")
+        self.assertIn(":NickServ!NickServ@irc.test NOTICE bob :You are now identified as bob.",
+                      other.read())

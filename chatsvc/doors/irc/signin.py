@@ -127,7 +127,7 @@ class SigningIn:
     # NickServ, for clients that know nothing else
 
     def toNickServ(self, text):
-        """PRIVMSG NickServ: IDENTIFY [NAME] PASSWORD, REGISTER PASSWORD, HELP."""
+        """PRIVMSG NickServ: IDENTIFY [NAME] PASSWORD, REGISTER PASSWORD, PASSWORD OLD NEW."""
         words = text.split()
         command = words[0].upper() if words else "HELP"
         lobby = self.factory.lobby
@@ -138,6 +138,11 @@ class SigningIn:
                 f"You are now identified as {self.user.account}."))
             return self.waitFor(d, lambda f: self.fromNickServ(
                 str(f.value) if f.check(errors.ChatError) else "Sorry, that failed."))
+        if command == "PASSWORD" and len(words) == 3:
+            d = lobby.changePassword(self.user, words[1], words[2])
+            d.addCallback(lambda _: self.fromNickServ("Your password is changed."))
+            return self.waitFor(d, lambda f: self.fromNickServ(
+                str(f.value) if f.check(errors.ChatError) else "Sorry, that failed."))
         if command == "REGISTER" and len(words) >= 2:
             d = lobby.register(self.user, words[1])
             d.addCallback(lambda account: self.fromNickServ(
@@ -146,7 +151,14 @@ class SigningIn:
                 str(f.value) if f.check(errors.ChatError) else "Sorry, that failed."))
         self.fromNickServ("Commands: IDENTIFY [NAME] PASSWORD signs you in to an account"
                           " (and gives you its name); REGISTER PASSWORD registers your"
-                          " nickname. Clients that can should use SASL instead.")
+                          " nickname; PASSWORD OLD NEW changes yours. Clients that can"
+                          " should use SASL instead.")
+
+    def irc_NS(self, message, *words):
+        """/ns IDENTIFY ..., as clients send it: NickServ's commands without the PRIVMSG."""
+        self.toNickServ(" ".join(words))
+
+    irc_NICKSERV = irc_NS
 
     def fromNickServ(self, text):
         self.line(format("NOTICE", self.me, text,
