@@ -83,12 +83,22 @@ class Attempts:
         self.wait(key)  # forgets a count gone stale
         now = self.clock.seconds()
         count = self._wrong.get(key, (0,))[0] + 1
-        delay = 0.0 if count <= self.free else min(
-            self.longest, self.first * 2 ** (count - self.free - 1))
+        delay = 0.0 if count < self.free else min(
+            self.longest, self.first * 2 ** (count - self.free))
         self._wrong[key] = (count, now, now + delay)
 
     def succeeded(self, key):
         self._wrong.pop(key, None)
+
+    def forgive(self, key):
+        """Take back one wrong try (one that turned out right), keeping any wait it began."""
+        entry = self._wrong.get(key)
+        if entry is not None:
+            count, last, until = entry
+            if count <= 1:
+                del self._wrong[key]
+            else:
+                self._wrong[key] = (count - 1, last, until)
 
 
 class Accounts(service.Service):
@@ -139,7 +149,10 @@ class Accounts(service.Service):
     def _checkNew(self, password):
         if len(password) < self.settings.password_min:
             raise errors.BadPassword(self.settings.password_min)
-        if len(password) > PASSWORD_MAX or not password.strip():
+        # One word, so that it can be typed on every door (the native
+        # `identify NAME PASSWORD` splits on spaces).
+        if len(password) > PASSWORD_MAX or len(password.split()) != 1 or \
+                password != password.strip():
             raise errors.BadPassword(self.settings.password_min)
 
     def register(self, name, password, now):
@@ -181,18 +194,23 @@ class Accounts(service.Service):
         account = self.get(name)
         if account is None:
             raise errors.NotRegistered(name)
-        wait = max(self.perAccount.wait(account.name.casefold()),
+        key = account.name.casefold()
+        wait = max(self.perAccount.wait(key),
                    self.perAddress.wait(address) if address else 0.0)
         if wait:
             raise errors.TooManyAttempts(wait)
+        # Counted as wrong until it proves right: tries made at once (before
+        # any has been checked) are slowed like tries made one after another.
+        self.perAccount.failed(key)
+        if address:
+            self.perAddress.failed(address)
 
         def checked(right):
             if not right:
-                self.perAccount.failed(account.name.casefold())
-                if address:
-                    self.perAddress.failed(address)
                 raise errors.WrongPassword(account.name)
-            self.perAccount.succeeded(account.name.casefold())
+            self.perAccount.succeeded(key)
+            if address:
+                self.perAddress.forgive(address)
             return account
         return self._offThread(checkPassword, password, account.hash).addCallback(checked)
 

@@ -186,7 +186,7 @@ class NotInThatRoom(ChatError):
 
 class BadPassword(ChatError):
     def __init__(self, least: int):
-        super().__init__(f"A password is {least} to 1024 characters, not only spaces."
+        super().__init__(f"A password is {least} to 1024 characters, with no spaces."
                          " Choose another one.")
 
 
@@ -254,7 +254,7 @@ class InviteOnly(ChatError):
 
 class BadKey(ChatError):
     def __init__(self, room: str):
-        super().__init__(f"{room} needs a key: type /join {room} KEY with the right one.")
+        super().__init__(f"{room} needs a key: type join {room} KEY with the right one.")
 
 
 class RoomFull(ChatError):

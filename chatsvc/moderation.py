@@ -25,6 +25,8 @@ LIST_MAX = 100  # masks in each of a room's lists
 def normalBan(mask: str) -> str:
     """A ban as a full mask: ``bob`` is ``bob!*@*``, ``*@host`` is ``*!*@host``."""
     mask = clean(mask).strip()
+    if mask[:3].casefold() == "$m:":  # a mute: of a mask like any other
+        return mask[:3] + normalBan(mask[3:]) if mask[3:] else mask
     if mask.startswith("$") or ("!" in mask and "@" in mask):
         return mask
     if "@" in mask:
@@ -162,12 +164,13 @@ class Moderation:
         event = TopicChanged(room.name, user.name, text, at)
         return self._saved(room, undo, [event]).addCallback(lambda _: event)
 
-    def setModes(self, user, room, changes):
+    def setModes(self, user, room, changes, atomic=False):
         """
         Apply C{changes}, (on, letter, argument or None) each, to C{room}, by
         one of its operators. The Deferred fires with (the L{ModeChanged}
         told, or None if nothing changed; [(letter, L{errors.ChatError})]
         for the changes refused); what took is stored before anyone is told.
+        With C{atomic}, one refusal changes nothing at all.
         """
         self._mustRun(user, room)
         if self.stopping:
@@ -182,6 +185,9 @@ class Moderation:
                 continue
             if change is not None:
                 events.append((("+" if on else "-") + letter, None if change is True else change))
+        if refused and atomic:
+            undo()
+            return succeed((None, refused))
         if not events:
             return succeed((None, refused))
         event = ModeChanged(room.name, user.name, tuple(events))

@@ -31,8 +31,9 @@ class SigningIn:
         if not name:
             raise errors.NotRegistered("*")
         if _GUEST.fullmatch(name.casefold()):
-            raise errors.BadMode(f"{name} is a guest name: take a name of your own"
-                                 " (type nick NAME) and register that.")
+            raise errors.BadMode(f"{name} is a guest name, which nobody may own: take a"
+                                 " name of your own (reconnect with one, or on IRC type"
+                                 " nick NAME) and register that.")
         if user.account is not None:
             raise errors.BadMode(f"You are signed in to {user.account} already.")
         holder = self.names.get(name.casefold())
@@ -70,17 +71,21 @@ class SigningIn:
         Sign in to C{name}'s account and take the name, from whoever holds it
         now (a stale connection of the owner's). The Deferred fires with the name.
         """
-        d = self.authenticate(user, name, password)
+        d = self.accounts.check(clean(name).strip(), password, user.address)
 
-        def takeName(account):
+        def right(account):
             if user not in self.users:
                 return None
-            if user.name is None:
-                return self.chooseName(user, account.name)
-            if user.name.casefold() != account.name.casefold():
-                return self.rename(user, account.name)
-            return user.name
-        return d.addCallback(takeName)
+            user.account = account.name  # the name is theirs now: take it first ...
+            try:
+                if user.name is None:
+                    return self.chooseName(user, account.name)
+                if user.name.casefold() != account.name.casefold():
+                    return self.rename(user, account.name)
+                return user.name
+            finally:  # ... then tell, under the name they have now
+                self._signedIn(user, account)
+        return d.addCallback(right)
 
     def changePassword(self, user, old, new):
         """The signed-in C{user}'s account takes password C{new}, if C{old} is its password."""

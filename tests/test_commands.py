@@ -33,11 +33,12 @@ class ParseTests(TestCase):
 
     def test_slashAlwaysCommand(self):
         self.assertEqual(parse("/join kitchen"), Invocation("join", ("kitchen",)))
+        self.assertEqual(parse("/join vault sesame"), Invocation("join", ("vault", "sesame")))
         self.assertEqual(parse("/QUIT"), Invocation("quit", ()))
         self.assertEqual(parse("/say /join x"), Invocation("say", ("/join x",)))
 
     def test_slashBadArguments(self):
-        for line in ["/join", "/join the party", "/leave now", "/history lots", "/msg bob"]:
+        for line in ["/join", "/join the party now", "/leave now", "/history lots", "/msg bob"]:
             e = self.assertRaises(BadArguments, parse, line)
             self.assertIn("Usage:", str(e))
 

@@ -101,7 +101,7 @@ class SaslTests(Accounts, TestCase):
         s = self.ircUser("carol", ["draft/account-registration"])
         s.send("REGISTER * * short")
         self.assertEqual(s.read(), [":irc.test FAIL REGISTER WEAK_PASSWORD carol :A password"
-                                    " is 8 to 1024 characters, not only spaces. Choose another"
+                                    " is 8 to 1024 characters, with no spaces. Choose another"
                                     " one."])
         s.send(f"REGISTER * * {PASSWORD}")
         self.assertEqual(s.read(), [

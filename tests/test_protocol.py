@@ -321,7 +321,8 @@ class ChatTests(TestCase):
     def test_wrongArguments(self):
         self.bob.send("/join")
         self.assertEqual(self.bob.read(), [
-            "! Usage: join ROOM (join ROOM, leaving the room you are in)."])
+            "! Usage: join ROOM (join ROOM, leaving the room you are in;"
+            " join ROOM KEY if it has a key)."])
         self.bob.send("/history lots")
         self.assertTrue(self.bob.read()[0].startswith("! Usage: history [N]"))
         self.bob.send("/history 501")
@@ -624,7 +625,8 @@ class NewUserTests(TestCase):
         ann.read()
         ann.send("join")
         self.assertEqual(ann.read(), [
-            "! Usage: join ROOM (join ROOM, leaving the room you are in)."])
+            "! Usage: join ROOM (join ROOM, leaving the room you are in;"
+            " join ROOM KEY if it has a key)."])
         ann.send("join the party")  # still chat
         self.assertEqual(ann.read(), ["<ann> join the party"])
 

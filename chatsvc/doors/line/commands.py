@@ -42,6 +42,67 @@ def _text(rest: str) -> Optional[tuple]:
     return (rest,) if rest else None
 
 
+def _optionalText(rest: str) -> Optional[tuple]:
+    return (rest or None,)
+
+
+def _wordAndOptionalWord(rest: str) -> Optional[tuple]:
+    parts = rest.split()
+    if len(parts) == 1:
+        return (parts[0],)
+    if len(parts) == 2:
+        return (parts[0], parts[1])
+    return None
+
+
+def _wordAndOptionalText(rest: str) -> Optional[tuple]:
+    parts = rest.split(None, 1)
+    if not parts:
+        return None
+    return (parts[0], parts[1] if len(parts) == 2 else "")
+
+
+def _secrets(count):
+    """One or C{count} words that are (or end with) passwords: never chat."""
+    def bind(rest: str) -> Optional[tuple]:
+        parts = rest.split()
+        if len(parts) == count:
+            return tuple(parts)
+        return None
+    return bind
+
+
+def _identify(rest: str) -> Optional[tuple]:
+    parts = rest.split()
+    if len(parts) == 1:
+        return (None, parts[0])
+    if len(parts) == 2:
+        return (parts[0], parts[1])
+    return None
+
+
+_MODES = re.compile(r"[+-][+A-Za-z-]*")
+
+
+def _modes(rest: str) -> Optional[tuple]:
+    """Nothing (show them), or changes such as +i, -m, +k KEY, +l 10, +o-v ann bob."""
+    if not rest:
+        return (None, ())
+    parts = rest.split()
+    if not _MODES.fullmatch(parts[0]):
+        return None
+    return (parts[0], tuple(parts[1:]))
+
+
+def _room(rest: str) -> Optional[tuple]:
+    parts = rest.split()
+    if len(parts) == 1:
+        return (parts[0], False)
+    if len(parts) == 2 and parts[1].lower() == "forget":
+        return (parts[0], True)
+    return None
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
@@ -50,6 +111,13 @@ class Command:
     bind: Callable[[str], Optional[tuple]]  # arguments, or None if they don't fit
     aliases: tuple = ()
     slashOnly: bool = False  # only with a leading / ("me too" is chat)
+    # Arguments only a leading / gives it ("join the party" is chat, "/join vault KEY" is not)
+    slashBind: Optional[Callable[[str], Optional[tuple]]] = None
+    # Its word, with arguments that do not fit, is still this command and
+    # never chat: its arguments are passwords, which must not be said.
+    secret: bool = False
+    # Only server operators may use it: for anyone else its bare word is chat.
+    operatorOnly: bool = False
 
 
 COMMANDS = (
@@ -59,7 +127,9 @@ COMMANDS = (
             "list the rooms, busiest first, and how many are in each"
             " (with WORD: those whose names contain it)",
             _optionalWord),
-    Command("join", "join ROOM", "join ROOM, leaving the room you are in", _word),
+    Command("join", "join ROOM", "join ROOM, leaving the room you are in;"
+            " join ROOM KEY if it has a key",
+            _word, slashBind=_wordAndOptionalWord),
     Command("leave", "leave", "leave your room, back to the Lobby", _none),
     Command("who", "who", "list the users in your room", _none),
     Command("online", "online", "list everyone online, wherever they are", _none),
@@ -74,6 +144,46 @@ COMMANDS = (
     Command("me", "/me TEXT", "an action: others see * you TEXT on IRC, /me TEXT here",
             _text, slashOnly=True),
     Command("quit", "quit", "leave the chat", _none),
+    # Accounts
+    Command("register", "register PASSWORD",
+            "register your name, so that only you can use it from now on", _secrets(1),
+            secret=True),
+    Command("identify", "identify [NAME] PASSWORD",
+            "sign in to your registered name (NAME, or the one you have or just tried)",
+            _identify, secret=True),
+    Command("password", "password OLD NEW", "change your account's password", _secrets(2),
+            secret=True),
+    # Running a room
+    Command("topic", "topic [TEXT]", "show your room's topic, or set it to TEXT",
+            _optionalText),
+    Command("kick", "kick NAME [REASON]", "put NAME out of your room (operators)",
+            _wordAndOptionalText),
+    Command("ban", "ban [MASK|NAME]",
+            "ban NAME (or a nick!ident@host mask, or $a:ACCOUNT) from your room;"
+            " alone, list the bans (operators)", _optionalWord),
+    Command("unban", "unban MASK|NAME", "lift a ban in your room (operators)", _word),
+    Command("invite", "invite NAME", "let NAME into your room, even if it is invite only",
+            _word),
+    Command("op", "op NAME", "make NAME an operator of your room (operators)", _word),
+    Command("deop", "deop NAME", "NAME is no longer an operator of your room (operators)",
+            _word),
+    Command("voice", "voice NAME", "let NAME speak in your moderated room (operators)", _word),
+    Command("devoice", "devoice NAME", "take NAME's voice in your room (operators)", _word),
+    Command("mode", "mode [CHANGES [ARGS]]",
+            "show your room's modes, or change them: +i invite only, +k KEY, +l N most"
+            " members, +m moderated, +n no messages from outside, +s secret, +t topic"
+            " set by operators (- turns one off)", _modes),
+    # Running the server
+    Command("kill", "kill NAME [REASON]", "disconnect NAME (server operators)",
+            _wordAndOptionalText, operatorOnly=True),
+    Command("banaddress", "banaddress MASK [REASON]",
+            "ban an address, network or host glob from the server (server operators)",
+            _wordAndOptionalText, operatorOnly=True),
+    Command("unbanaddress", "unbanaddress MASK", "lift an address ban (server operators)",
+            _word, operatorOnly=True),
+    Command("remove", "remove ROOM [forget]",
+            "remove ROOM, keeping its history unless forget (server operators)", _room,
+            operatorOnly=True),
 )
 
 _BY_WORD = {word: c for c in COMMANDS for word in (c.name, *c.aliases)}
@@ -102,9 +212,10 @@ def _split(line: str) -> tuple:
     return parts[0].lower(), parts[1].strip() if len(parts) == 2 else ""
 
 
-def parse(line: str) -> Union[Invocation, Chat]:
+def parse(line: str, operator: bool = False) -> Union[Invocation, Chat]:
     """
-    Read one line (already decoded, without its line ending).
+    Read one line (already decoded, without its line ending); C{operator}:
+    the user is a server operator, whose commands are theirs alone.
 
     @raise UnknownCommand: for ``/word`` when no command is called word.
     @raise BadArguments: for ``/command`` with arguments that don't fit it.
@@ -114,18 +225,19 @@ def parse(line: str) -> Union[Invocation, Chat]:
         command = _BY_WORD.get(word)
         if command is None:
             raise UnknownCommand(word)
-        args = command.bind(rest)
+        args = (command.slashBind or command.bind)(rest)
         if args is None:
             raise BadArguments(command.usage, command.summary)
         return Invocation(command.name, args)
     word, rest = _split(line)
     command = _BY_WORD.get(word)
-    if command is not None and not command.slashOnly:
+    if command is not None and not command.slashOnly and (operator or not command.operatorOnly):
         args = command.bind(rest)
         if args is not None:
             return Invocation(command.name, args)
-        if not rest:
-            # A command word alone, missing what it needs: nobody means that as chat.
+        if not rest or command.secret:
+            # A command word alone, missing what it needs: nobody means that
+            # as chat. Nor a password command: its line must never be said.
             raise BadArguments(command.usage, command.summary)
     return Chat(line)
 

@@ -11,9 +11,9 @@ from zope.interface import implementer
 from chatsvc import errors
 from chatsvc.doors.connection import Connection, DoorFactory
 from chatsvc.doors.line import wording
-from chatsvc.doors.line.commands import Chat, parse
+from chatsvc.doors.line.commands import Chat, Invocation, parse
 from chatsvc.events import IChatClient, Said
-from chatsvc.text import clean
+from chatsvc.text import clean, plural
 
 LEGACY_QUIT = b"#quit"  # what the original chatClient.py waits for to leave
 LEAVING = {"create", "join", "leave", "quit"}  # commands that take you out of your room
@@ -30,6 +30,7 @@ class ChatProtocol(Connection):
         self.legacy = False  # the peer is the original chatClient.py
         self._unconfirmed = 0  # messages said but not yet stored and echoed
         self._whenConfirmed = None  # a quit waiting for them
+        self._tried = None  # the registered name last tried at the name prompt
 
     # What this door says
 
@@ -92,18 +93,63 @@ class ChatProtocol(Connection):
             self.notice(wording.NAME_HELP.format(limit=self.settings.name_max))
             self.notice(wording.NAME_PROMPT)
             return
+        parts = line.split()
+        if len(parts) > 1 and parts[0].lower().lstrip("/") == "identify":
+            return self._identifyAtPrompt(parts[1:])
         try:
             name = self.factory.lobby.chooseName(self.user, line)
+        except errors.NameRegistered as refusal:
+            self._tried = refusal.name
+            self.error(str(refusal))
+            self.notice(wording.NAME_PROMPT)
+            return
         except errors.ChatError as refusal:
             self.error(str(refusal))
             self.notice(wording.NAME_PROMPT)
             return
+        self._welcome(name)
+
+    def _welcome(self, name, signedIn=False):
         self.log.info("{name} arrived from {peer}", name=name, peer=self.transport.getPeer())
         self.named()
-        self.lines(wording.welcome(name))
+        self.lines(wording.welcome(name, signedIn,
+                                   self.settings.accounts == "required"
+                                   and self.user.account is None))
+
+    def _identifyAtPrompt(self, args):
+        """identify PASSWORD (for the registered name just tried) or identify NAME PASSWORD."""
+        if len(args) == 1 and self._tried is None:
+            self.error("Type identify NAME PASSWORD, or your screen name first.")
+            self.notice(wording.NAME_PROMPT)
+            return
+        if len(args) > 2:
+            self.error("Usage: identify [NAME] PASSWORD (one word each).")
+            self.notice(wording.NAME_PROMPT)
+            return
+        name, password = (self._tried, args[0]) if len(args) == 1 else args
+
+        def identified(name):
+            if self.user is None or self.user.name is None:
+                return
+            self._tried = None
+            self._welcome(name, signedIn=True)
+
+        def refused(failure):
+            self._refused(failure)
+            if self.user is not None and self.user.name is None:
+                self.notice(wording.NAME_PROMPT)
+        try:
+            d = self.factory.lobby.identify(self.user, name, password)
+        except errors.ChatError as refusal:
+            self.error(str(refusal))
+            self.notice(wording.NAME_PROMPT)
+            return
+        self.waitFor(d.addCallback(identified), refused)
 
     def commandReceived(self, line):
-        parsed = parse(line)
+        parsed = parse(line, self.user.operator)
+        if isinstance(parsed, Chat):
+            parsed = self._keyedJoin(line) or parsed
         if isinstance(parsed, Chat):
             self.cmd_say(parsed.text)
         elif parsed.name in LEAVING and self._unconfirmed:
@@ -113,6 +159,19 @@ class ChatProtocol(Connection):
             self._waitFor(self._whenConfirmed)
         else:
             getattr(self, "cmd_" + parsed.name)(*parsed.args)
+
+    def _keyedJoin(self, line):
+        """
+        C{join ROOM KEY} without a /, for a room that has a key: any other
+        "join the party" is still chat.
+        """
+        parts = line.split()
+        if len(parts) != 3 or parts[0].lower() != "join":
+            return None
+        room = self.factory.lobby.rooms.get(parts[1].casefold())
+        if room is None or room.password is None:
+            return None
+        return Invocation("join", (parts[1], parts[2]))
 
     # Commands
 
@@ -127,11 +186,14 @@ class ChatProtocol(Connection):
     def cmd_list(self, pattern):
         lobby = self.factory.lobby
         here = self.room.name if self.room else None
-        self._sendPaced(wording.roomList(lobby.roomList(pattern, self.user), len(lobby.rooms),
+        # Secret rooms are neither listed nor counted for those outside them.
+        total = sum(1 for room in lobby.rooms.values()
+                    if not room.secret or self.user in room.members)
+        self._sendPaced(wording.roomList(lobby.roomList(pattern, self.user), total,
                                          here, pattern))
 
-    def cmd_join(self, name):
-        d = self.factory.lobby.join(self.user, name)
+    def cmd_join(self, name, key=None):
+        d = self.factory.lobby.join(self.user, name, key=key)
         d.addCallback(self._joined)
         self._waitFor(d)
 
@@ -192,6 +254,133 @@ class ChatProtocol(Connection):
             waiting, self._whenConfirmed = self._whenConfirmed, None
             waiting.callback(None)
 
+    # Accounts
+
+    def cmd_register(self, password):
+        d = self.factory.lobby.register(self.user, password)
+        d.addCallback(lambda account: self.notice(
+            f"The name {account.name} is registered to you, and you are signed in. From now"
+            f" on only you can use it: next time, type identify PASSWORD after it."))
+        self._waitFor(d)
+
+    def cmd_identify(self, name, password):
+        name = name or self.user.name
+        d = self.factory.lobby.identify(self.user, name, password)
+        d.addCallback(lambda name: self.user is not None and self.notice(
+            f"You are signed in to {self.user.account}."))
+        self._waitFor(d)
+
+    def cmd_password(self, old, new):
+        d = self.factory.lobby.changePassword(self.user, old, new)
+        d.addCallback(lambda _: self.notice("Your password is changed."))
+        self._waitFor(d)
+
+    # Running a room
+
+    def cmd_topic(self, text):
+        room = self._currentRoom("see or set a topic")
+        if text is None:
+            self.line(wording.topic(room))
+            return
+        # Everyone in the room, this user included, is told once it is stored.
+        self._waitFor(self.factory.lobby.setTopic(self.user, room, text))
+
+    def cmd_kick(self, name, reason):
+        room = self._currentRoom("kick anyone")
+        self.factory.lobby.kick(self.user, room, name, reason)  # the room, you included, is told
+
+    def cmd_ban(self, mask):
+        room = self._currentRoom("see or set its bans")
+        if mask is None:
+            self.lines(wording.masks(room.name, self.factory.lobby.maskList(room, "b")))
+            return
+        self._modes(room, [(True, "b", mask)],
+                    lambda: f"That is banned from {room.name} already.")
+
+    def cmd_unban(self, mask):
+        room = self._currentRoom("lift a ban")
+        self._modes(room, [(False, "b", mask)],
+                    lambda: f"Nothing changed: that is not banned from {room.name}."
+                    " Type ban to see the bans.")
+
+    def cmd_invite(self, name):
+        room = self._currentRoom("invite anyone there")
+        event = self.factory.lobby.invite(self.user, room, name)
+        self.notice(f"You invited {event.name} to {room.name}.")
+
+    def _privilege(self, name, on, letter):
+        room = self._currentRoom("change who runs it")
+        what = {"o": "an operator", "v": "voiced"}[letter]
+
+        def unchanged():
+            target = self.factory.lobby.names.get(name.casefold())
+            shown = target.name if target else name
+            return (f"{shown} is {what} in {room.name} already." if on else
+                    f"{shown} is not {what} in {room.name}.")
+        self._modes(room, [(on, letter, name)], unchanged)
+
+    def cmd_op(self, name):
+        self._privilege(name, True, "o")
+
+    def cmd_deop(self, name):
+        self._privilege(name, False, "o")
+
+    def cmd_voice(self, name):
+        self._privilege(name, True, "v")
+
+    def cmd_devoice(self, name):
+        self._privilege(name, False, "v")
+
+    def cmd_mode(self, changes, args):
+        room = self._currentRoom("see or change its modes")
+        if changes is None:
+            self.lines(wording.modes(room, self.user in room.operators))
+            return
+        self._modes(room, modeChanges(changes, args),
+                    lambda: f"Nothing changed: {room.name} is like that already.")
+
+    def _modes(self, room, changes, unchanged):
+        """Make C{changes} to C{room}, all of them or (refused) none; the room is told."""
+        def done(result):
+            event, refused = result
+            if refused:
+                for letter, refusal in refused:
+                    self.error(str(refusal))
+            elif event is None:
+                self.notice(unchanged())
+        d = self.factory.lobby.setModes(self.user, room, changes, atomic=True)
+        self._waitFor(d.addCallback(done))
+
+    # Running the server
+
+    def cmd_kill(self, name, reason):
+        killed = self.factory.lobby.killUser(self.user, name, reason)
+        self.notice(f"You disconnected {killed}.")
+
+    def cmd_banaddress(self, mask, reason):
+        d = self.factory.lobby.banAddress(self.user, mask, reason)
+        d.addCallback(lambda count: self.notice(
+            f"The address {mask} is banned from the server;"
+            f" {plural(count, 'connection')} from it closed."))
+        self._waitFor(d)
+
+    def cmd_unbanaddress(self, mask):
+        d = self.factory.lobby.unbanAddress(self.user, mask)
+        d.addCallback(lambda _: self.notice(f"The address {mask} is no longer banned."))
+        self._waitFor(d)
+
+    def cmd_remove(self, name, forget):
+        lobby = self.factory.lobby
+        lobby._mustOperate(self.user)
+        room = lobby.rooms.get(clean(name).strip().casefold())
+        if room is None:
+            raise errors.NoSuchRoom(clean(name).strip())
+        d = lobby.removeRoom(self.user, room, forget)
+        d.addCallback(lambda removed: removed and self.notice(
+            f"You removed {removed}" + (" and its history." if forget else
+                                         "; its history is kept.")))
+        self._waitFor(d)
+
     def cmd_quit(self):
         self._goodbye(f"Goodbye, {self.user.name}.")
 
@@ -239,7 +428,8 @@ class ChatProtocol(Connection):
             self.write(data)
         else:
             room = self.room
-            text = wording.event(event, room.name if room else "the Lobby")
+            text = wording.event(event, room.name if room else "the Lobby",
+                                 self.user.name if self.user else None)
             if text is not None:
                 self.line(text)
             self.closing(event)
@@ -249,6 +439,35 @@ class ChatProtocol(Connection):
 
     def error(self, text):
         self.line("! " + text)
+
+
+def modeChanges(changes, args):
+    """
+    C{mode}'s changes, IRC style, as (on, letter, argument) each: "+i",
+    "-m", "+k" KEY, "+l" N, "+o-v" NAME NAME. L{errors.BadMode} for an
+    argument missing or left over: then nothing is changed.
+    """
+    args, parsed, on = list(args), [], True
+    for letter in changes:
+        if letter in "+-":
+            on = letter == "+"
+            continue
+        needs = letter in "ovbeI" or (on and letter in "kl")
+        if letter == "k" and not on and args:  # -k KEY, as IRC clients send it
+            needs = True
+        if needs and not args:
+            raise errors.BadMode(f"{'+' if on else '-'}{letter} needs a"
+                                 f" {_NEEDS.get(letter, 'value')}; nothing changed.")
+        parsed.append((on, letter, args.pop(0) if needs else None))
+    if args:
+        raise errors.BadMode(f"{' '.join(args)}: no change takes that; nothing changed.")
+    if not parsed:
+        raise errors.BadMode("Type mode +LETTER or -LETTER, e.g. mode +i; nothing changed.")
+    return parsed
+
+
+_NEEDS = {"o": "NAME", "v": "NAME", "b": "MASK", "e": "MASK", "I": "MASK", "k": "KEY",
+          "l": "NUMBER"}
 
 
 class ChatFactory(DoorFactory, ServerFactory):

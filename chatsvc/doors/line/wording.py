@@ -7,14 +7,15 @@ the protocol decides when and how fast they are sent.
 import time
 
 from chatsvc.doors.line.commands import helpLines
-from chatsvc.events import (Away, Joined, Left, MadeWay, ModeChanged, Noticed, Quit, Renamed,
-                            Signalled, Stopping, Whispered)
+from chatsvc.events import (AccountChanged, Away, Invited, Joined, Kicked, Killed, Left,
+                            MadeWay, ModeChanged, Noticed, Quit, Renamed, Signalled, Stopping,
+                            TopicChanged, Whispered)
 from chatsvc.text import plural, shown
 
 NAME_PROMPT = "Enter your screen name:"
 NAME_HELP = ("Type the screen name you want (1 to {limit} letters, digits, _ or -) and"
              " press Enter, or press Enter alone to be a guest. Type quit to leave.")
-_WHY = {"quit": " (quit)", "lost": " (disconnected)"}
+_WHY = {"quit": " (quit)", "lost": " (disconnected)", "killed": " (disconnected)"}
 ONLINE_LINE = 400  # characters of names on one `online` line
 
 
@@ -27,8 +28,7 @@ def slowed(rate, burst) -> str:
 
 def replayed(message) -> str:
     """A stored message, with its time (UTC)."""
-    stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(message.timestamp))
-    return f"[{stamp}] <{message.sender}> {shown(message.text)}"
+    return f"[{stamp(message.timestamp)}] <{message.sender}> {shown(message.text)}"
 
 
 def said(messages) -> bytes:
@@ -40,11 +40,79 @@ def _because(text):
     return f": {text}" if text else ""
 
 
-def event(happened, room=None):
+def stamp(at) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(at))
+
+
+# What each room mode change does, in words: (turned on, turned off); {room}
+# is the room's name, {arg} the user, mask or limit it names.
+_MODE_WORDS = {
+    "o": ("gave {arg} operator in {room}", "took operator in {room} from {arg}"),
+    "v": ("gave {arg} voice in {room}", "took voice in {room} from {arg}"),
+    "b": ("banned {arg} from {room}", "lifted the ban on {arg} in {room}"),
+    "e": ("exempted {arg} from the bans of {room}",
+          "removed the exception for {arg} from the bans of {room}"),
+    "I": ("let {arg} into {room} without an invitation",
+          "removed {arg} from those let into {room} without an invitation"),
+    "i": ("made {room} invite only", "made {room} open to everyone, not only the invited"),
+    "k": ("set a key on {room}: newcomers need it to join", "removed the key of {room}"),
+    "l": ("limited {room} to {arg} members", "removed the limit on the members of {room}"),
+    "m": ("made {room} moderated: only its operators and voiced members speak",
+          "made {room} unmoderated: everyone there speaks"),
+    "n": ("closed {room} to messages from outside it",
+          "let people outside {room} send messages to it"),
+    "s": ("made {room} secret: only its members see it in list",
+          "made {room} public: everyone sees it in list"),
+    "t": ("let only the operators of {room} set its topic",
+          "let everyone in {room} set its topic"),
+}
+# The modes as `mode` shows them, each in a few words.
+MODE_NAMES = {"i": "invite only", "k": "needs a key", "l": "limited to {limit} members",
+              "m": "moderated", "n": "no messages from outside", "s": "secret",
+              "t": "topic set by operators"}
+
+
+def modeChange(change, arg, room) -> str:
+    on, off = _MODE_WORDS.get(change[1:], (f"set {change} on {{room}}",) * 2)
+    return (on if change[0] == "+" else off).format(room=room, arg=arg)
+
+
+def modes(room, operator=False) -> list:
+    """A room's modes for `mode`: as letters (+nt) and in words; its key only to operators."""
+    letters = "".join(sorted(room.modes, key=lambda m: (m in "kl", m)))
+    args = [a for m, a in (("k", room.password if operator else None),
+                           ("l", room.limit)) if m in room.modes and a is not None]
+    shown_ = " ".join(["+" + letters] + [str(a) for a in args]) if letters else "none"
+    words = [MODE_NAMES[m].format(limit=room.limit) for m in sorted(room.modes)
+             if m in MODE_NAMES]
+    described = f" ({', '.join(words)})" if words else ""
+    return [f"* Modes of {room.name}: {shown_}{described}.",
+            "* An operator changes them with mode +LETTER or -LETTER: i invite only, k KEY,"
+            " l NUMBER most members, m moderated, n no messages from outside, s secret,"
+            " t topic set by operators."]
+
+
+def topic(room) -> str:
+    if room.topic is None:
+        return f"* {room.name} has no topic. Type topic TEXT to set one."
+    return (f"* The topic of {room.name}: {room.topic.text} (set by {room.topic.by},"
+            f" {stamp(room.topic.at)})")
+
+
+def masks(room, entries, what="banned") -> list:
+    """A room's list of bans: (mask, who set it, when) each, oldest first."""
+    if not entries:
+        return [f"* No one is {what} in {room}."]
+    return ([f"* {plural(len(entries), 'mask')} {what} in {room}:"]
+            + [f"*   {mask} (by {by}, {stamp(at)})" for mask, by, at in entries])
+
+
+def event(happened, room=None, me=None):
     """
     A join, a leave, a private message or a closing, as one line; None for
     what this door does not show (someone going away). C{room} is the name
-    of the room the user is in, for what happens wherever it happens.
+    of the room the user is in, for what happens wherever it happens; C{me}
+    the user's name, for what happens to them.
     """
     if type(happened) is Joined:
         return f"* {happened.name} joined {happened.room}"
@@ -61,15 +129,36 @@ def event(happened, room=None):
         return f"{marker}{happened.sender}: {shown(happened.text)}"
     if type(happened) is Noticed:
         return f"* Notice from {happened.sender}: {happened.text}"
-    if type(happened) is ModeChanged and happened.name is None:
-        return (f"* {happened.by} made {happened.room} secret: only its members see it in list"
-                if happened.change == "+s" else
-                f"* {happened.by} made {happened.room} public: everyone sees it in list")
     if type(happened) is ModeChanged:
-        what = {"o": "operator", "v": "voice"}[happened.change[1]]
-        if happened.change[0] == "+":
-            return f"* {happened.by} gave {happened.name} {what} in {happened.room}"
-        return f"* {happened.by} took {what} in {happened.room} from {happened.name}"
+        by = happened.by or "The server"
+        return f"* {by} " + "; ".join(modeChange(change, arg, happened.room)
+                                      for change, arg in happened.changes)
+    if type(happened) is TopicChanged:
+        if not happened.text:
+            return f"* {happened.by} cleared the topic of {happened.room}"
+        return f"* {happened.by} set the topic of {happened.room}: {happened.text}"
+    if type(happened) is Kicked:
+        by = happened.by or "the server"
+        if me is not None and happened.name.casefold() == me.casefold():
+            return (f"* You were kicked from {happened.room} by {by}"
+                    f"{_because(happened.reason)}. You are in the Lobby.")
+        return f"* {by} kicked {happened.name} from {happened.room}{_because(happened.reason)}"
+    if type(happened) is Invited:
+        return (f"* {happened.by} invited you to {happened.room}:"
+                f" type join {happened.room} to go there.")
+    if type(happened) is AccountChanged:
+        if me is not None and happened.name.casefold() == me.casefold():
+            return None  # the command that signed them in says so
+        if happened.account is None:
+            return f"* {happened.name} signed out of their account"
+        if happened.account.casefold() == happened.name.casefold():
+            return f"* {happened.name} signed in to their registered name"
+        return f"* {happened.name} signed in as {happened.account}"
+    if type(happened) is Killed:
+        if happened.by is None:
+            return f"! {happened.reason or 'You were disconnected'}. Goodbye."
+        return (f"! You were disconnected by {happened.by}, a server operator"
+                f"{_because(happened.reason)}. Goodbye.")
     if type(happened) in (Away, Signalled):
         return None
     if type(happened) is MadeWay:
@@ -80,9 +169,15 @@ def event(happened, room=None):
     raise TypeError(f"no wording for {happened!r}")
 
 
-def welcome(name) -> list:
-    return ([f"* Welcome, {name}. You are in the Lobby. Commands:"]
-            + [f"*   {line}" for line in helpLines()])
+def welcome(name, signedIn=False, mustRegister=False) -> list:
+    lines = [f"* Welcome, {name}. You are in the Lobby. Commands:"]
+    if signedIn:
+        lines = [f"* You are signed in to {name}."] + lines
+    lines += [f"*   {line}" for line in helpLines()]
+    if mustRegister:
+        lines.append("* This server is for registered users: type register PASSWORD to"
+                     " register your name before you join or create a room.")
+    return lines
 
 
 def commands() -> list:
@@ -134,6 +229,9 @@ def arrival(arrived) -> list:
     """Joining a room: who is there, how much older history, the replay."""
     others = ", ".join(arrived.members) if arrived.members else "no one else"
     lines = [f"* You joined {arrived.room}. Here: {others}."]
+    if arrived.topic is not None:
+        lines.append(f"* Topic: {arrived.topic.text} (set by {arrived.topic.by},"
+                     f" {stamp(arrived.topic.at)})")
     if arrived.older:
         lines.append(f"* {plural(arrived.older, 'older message')}: type history to see them.")
     lines.extend(replayed(m) for m in arrived.replay)
