@@ -19,7 +19,7 @@ from chatsvc import errors
 from chatsvc.accounts import Accounts
 from chatsvc.moderation import Moderation
 from chatsvc.signing import SigningIn
-from chatsvc.events import (Arrival, Away, Joined, Left, MadeWay, ModeChanged, Noticed, Page,
+from chatsvc.events import (Arrival, Away, Joined, Left, MadeWay, Noticed, Page,
                             Quit, Renamed, Said, Signalled, Stopping, Whispered)
 from chatsvc.settings import Settings
 from chatsvc.rooms import RESERVED_ROOMS, ROOM_NAME, Room, roomMatcher

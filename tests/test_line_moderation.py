@@ -106,7 +106,7 @@ class NamePromptTests(TestCase):
         session.read()
         session.send(f"identify nobody {PASSWORD}")
         self.assertEqual(session.read()[1:], ["* " + wording.NAME_PROMPT])
-        session.send(f"identify pw-without-a-name")
+        session.send("identify pw-without-a-name")
         self.assertEqual(session.read(), [
             "! Type identify NAME PASSWORD, or your screen name first.",
             "* " + wording.NAME_PROMPT])

@@ -43,9 +43,9 @@ class PackagingTests(TestCase):
         self.assertIn("chatsvc/__init__.py", names)
         self.assertIn("chatsvc/tap.py", names)
         # The web page's files are package data, not modules.
-        for asset in ("index.html", "app.js", "chat.js", "commands.js", "connection.js",
-                      "dom.js", "history.js", "irc.js", "room.js", "ui.js", "style.css",
-                      "favicon.svg"):
+        for asset in ("index.html", "account.js", "app.js", "chat.js", "commands.js",
+                      "connection.js", "dom.js", "history.js", "irc.js", "room.js",
+                      "signin.js", "ui.js", "style.css", "favicon.svg"):
             self.assertIn(f"chatsvc/web/{asset}", names)
         # Shipping these would overwrite Twisted's own and hide its plugins.
         self.assertNotIn("twisted/__init__.py", names)

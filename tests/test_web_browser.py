@@ -19,6 +19,12 @@ IRC and web doors, and nc-like native clients beside the browsers.
 - OriginTests: a page of another origin cannot open the WebSocket (403, and
   the server says so), the chat's own page can, and so can an origin named by
   --web-origin.
+- AccountTests: a name registered from the page (REGISTER after connecting),
+  then signed in to with its password (SASL PLAIN before CAP END) from a
+  reload and from another browser; a wrong password, and too many, said
+  beside the form and not let in; a registered name that a guest cannot take
+  (from the form or with /nick). The password is never kept: not in the
+  fields, the tab's storage or the console.
 
 Needs Debian's Chromium (/usr/bin/chromium) and ``pip install
 'playwright==1.65.*'`` (in the test extra; never ``playwright install``).
@@ -41,6 +47,7 @@ screenshots there: web-page.png (desktop, 1200x800) and web-page-phone.png
 """
 
 import atexit
+import base64
 import concurrent.futures
 import os
 import queue
@@ -48,7 +55,7 @@ import re
 import threading
 import time
 
-from twisted.internet import defer, endpoints, reactor
+from twisted.internet import defer, endpoints, reactor, task
 from twisted.protocols import policies
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
@@ -184,6 +191,35 @@ def signIn(page, base, nick, room=None):
     expect(page.locator("#status-text")).to_have_text(f"Connected as {nick}")
     if room:
         expect(page.get_by_role("heading", name="#" + room)).to_be_visible()
+
+
+def fillSignIn(page, nick, password, register=False):
+    """The sign-in form with a password: to sign in to C{nick}, or to register it."""
+    page.get_by_label("Screen name").fill(nick)
+    page.get_by_label("Password", exact=True).fill(password)
+    if register:
+        page.get_by_role("radio", name=re.compile(r"^Register")).check()
+        page.get_by_label("Password again").fill(password)
+        page.get_by_role("button", name="Register and start chatting").click()
+    else:
+        page.get_by_role("radio", name=re.compile(r"^Sign in")).check()
+        page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def signInWithPassword(page, base, nick, password, register=False, room=None):
+    page.goto(base + "/" + (f"#{room}" if room else ""))
+    fillSignIn(page, nick, password, register)
+    expect(page.locator("#status-text")).to_have_text(f"Connected as {nick}")
+    expect(page.locator("#account")).to_have_text(f"signed in as {nick}")
+    if room:
+        expect(page.get_by_role("heading", name="#" + room)).to_be_visible()
+
+
+def refusedAtTheForm(page, error):
+    """The form is back, saying C{error}; the chat is not shown."""
+    expect(page.locator("#signin-error")).to_have_text(error)
+    expect(page.locator("#app")).to_be_hidden()
+    expect(page.get_by_label("Password", exact=True)).to_have_value("")
 
 
 def say(page, text):
@@ -946,3 +982,178 @@ class OriginTests(BrowserTests, TestCase):
             return other.evaluate("window.events")
         events = yield self.b(open_)
         self.assertEqual(events, [f"{urls[0]} open"])
+
+
+PASSWORD = "a-long-and-secret-passphrase"
+SIGN_IN_PLEASE = ("alice is a registered name. If it is yours, choose “Sign in” and type"
+                  " its password. If not, choose another name.")
+
+
+class AccountTests(BrowserTests, TestCase):
+    def notKept(self, page):
+        """(On the browser thread.) The password is nowhere the page keeps things."""
+        kept = page.evaluate("""() => JSON.stringify([Object.entries(sessionStorage),
+            Object.entries(localStorage), [...document.querySelectorAll('input')].map(i => i.value)])""")
+        assert PASSWORD not in kept, kept
+        assert not any(PASSWORD in text for _, text in page.console), page.console
+
+    @defer.inlineCallbacks
+    def test_registerThenSignInWithThePassword(self):
+        _, native, _, _ = yield self.startServer()
+        carol = yield self.nc(native, "carol", create=True)
+        alice = yield self.page("alice")
+        tap = yield self.b(SocketTap, alice)
+
+        def register():
+            signInWithPassword(alice, self.base, "alice", PASSWORD, register=True, room=ROOM)
+            # (said in the server's messages: the room was joined after)
+            expect(alice.locator("li.msg", has_text="The name alice is yours now.")).to_have_count(1)
+            self.notKept(alice)
+            # Connected first (CAP END, then 001), and only then REGISTER.
+            assert [m for m in tap.sent if m.startswith("REGISTER")] == [
+                f"REGISTER * * {PASSWORD}"], tap.sent
+            assert tap.sent.index(f"REGISTER * * {PASSWORD}") > tap.sent.index("CAP END"), tap.sent
+        yield self.b(register)
+        yield carol.waitFor("* alice joined kitchen")
+
+        def reload():
+            # The tab does not keep the password: after a reload it is asked again,
+            # and the rooms come back with the sign-in.
+            alice.reload()
+            expect(alice.locator("#signin-note")).to_have_text(
+                "Type your password to sign in again as alice.")
+            expect(alice.get_by_label("Screen name")).to_have_value("alice")
+            expect(alice.get_by_label("Password", exact=True)).to_be_focused()
+            expect(alice.get_by_label("Password", exact=True)).to_have_attribute(
+                "autocomplete", "current-password")
+            fillSignIn(alice, "alice", PASSWORD)
+            expect(alice.locator("#status-text")).to_have_text("Connected as alice")
+            expect(alice.locator("#account")).to_have_text("signed in as alice")
+            expect(alice.get_by_role("heading", name=CHAN)).to_be_visible()
+            self.notKept(alice)
+            alice.get_by_role("button", name="Sign out").click()
+            expect(alice.get_by_role("button", name="Start chatting")).to_be_visible()
+        yield self.b(reload)
+        yield carol.waitFor("* alice left kitchen")
+
+        elsewhere = yield self.page("alice elsewhere")
+        tap = yield self.b(SocketTap, elsewhere)
+
+        def signInElsewhere():
+            signInWithPassword(elsewhere, self.base, "alice", PASSWORD)
+            expect(elsewhere.get_by_role("heading", name="Server messages")).to_be_visible()
+            elsewhere.locator("#new-room").fill(ROOM)
+            elsewhere.locator("#new-room").press("Enter")
+            expect(elsewhere.get_by_role("heading", name=CHAN)).to_be_visible()
+            say(elsewhere, "signed in from another browser")
+            expect(line(elsewhere, "signed in from another browser")).not_to_have_class(PENDING)
+            self.notKept(elsewhere)
+            # SASL PLAIN within CAP negotiation: the name claimed once the password is right.
+            sent = [m for m in tap.sent if not m.startswith("PING")]
+            return sent[:sent.index("CAP END") + 1]
+        sent = yield self.b(signInElsewhere)
+        plain = base64.b64encode(f"alice\0alice\0{PASSWORD}".encode()).decode()
+        self.assertEqual(sent, ["CAP LS 302", "CAP REQ :server-time message-tags echo-message"
+                                " batch labeled-response draft/chathistory away-notify"
+                                " multi-prefix account-notify", "CAP REQ sasl",
+                                "AUTHENTICATE PLAIN", f"AUTHENTICATE {plain}", "NICK alice",
+                                "USER web 0 * :chatsvc web", "CAP END"])
+        yield carol.waitFor("<alice> signed in from another browser")
+
+        def dropped():
+            # The connection drops: with no password kept, the page asks for it
+            # rather than coming back as a guest.
+            tap.route.close(code=1011, reason="test: the link dropped")
+            expect(elsewhere.locator("#signin-note")).to_have_text(
+                "You were signed out when the connection dropped. Type your password"
+                " to sign in again as alice.")
+            expect(elsewhere.locator("#app")).to_be_hidden()
+            expect(elsewhere.get_by_label("Password", exact=True)).to_be_focused()
+            expect(elsewhere.get_by_label("Screen name")).to_have_value("alice")
+            # The server may not have noticed yet (the old socket still holds the
+            # name): signing in takes the name back from it.
+            fillSignIn(elsewhere, "alice", PASSWORD)
+            expect(elsewhere.locator("#status-text")).to_have_text("Connected as alice")
+            expect(elsewhere.locator("#account")).to_have_text("signed in as alice")
+            expect(elsewhere.get_by_role("heading", name=CHAN)).to_be_visible()
+        yield self.b(dropped)
+
+    @defer.inlineCallbacks
+    def test_aWrongPasswordShowsWhyAndDoesNotLetIn(self):
+        _, native, _, _ = yield self.startServer()
+        carol = yield self.nc(native, "carol", create=True)
+        owner = yield self.page("owner")
+
+        def register():
+            signInWithPassword(owner, self.base, "alice", PASSWORD, register=True)
+            owner.get_by_role("button", name="Sign out").click()
+            expect(owner.get_by_role("button", name="Start chatting")).to_be_visible()
+        yield self.b(register)
+        other = yield self.page("someone else")
+
+        def wrong():
+            other.goto(self.base + f"/#{ROOM}")
+            # Three wrong passwords are each said to be wrong ...
+            for n in range(3):
+                fillSignIn(other, "alice", f"not-it-{n}")
+                refusedAtTheForm(other, "That is not the password of alice."
+                                        " Check it (capital letters count) and try again.")
+                expect(other.get_by_label("Password", exact=True)).to_be_focused()
+                expect(other.get_by_label("Screen name")).to_have_value("alice")
+            # ... then trying is slowed down, and the page says so
+            fillSignIn(other, "alice", "not-it-either")
+            refusedAtTheForm(other, re.compile(r"^Too many wrong passwords\. Try again in \d+ seconds?\.$"))
+            wait = int(re.search(r"\d+", other.locator("#signin-error").text_content()).group())
+            expect(other.locator("#status-text")).not_to_have_text(re.compile("Connected"))
+            # Registering it instead: the name is taken.
+            fillSignIn(other, "alice", "a-password-of-my-own", register=True)
+            refusedAtTheForm(other, SIGN_IN_PLEASE)
+            return wait
+        wait = yield self.b(wrong)
+        self.assertFalse([seen for seen in carol.lines if "alice" in seen], carol.lines)
+        yield task.deferLater(reactor, wait + 0.5, lambda: None)  # as the page said
+
+        def right():
+            fillSignIn(other, "alice", PASSWORD)
+            expect(other.locator("#status-text")).to_have_text("Connected as alice")
+            expect(other.locator("#account")).to_have_text("signed in as alice")
+            expect(other.get_by_role("heading", name=CHAN)).to_be_visible()
+            self.notKept(other)
+        yield self.b(right)
+        yield carol.waitFor("* alice joined kitchen")
+
+    @defer.inlineCallbacks
+    def test_aGuestCannotTakeARegisteredName(self):
+        _, native, _, _ = yield self.startServer()
+        carol = yield self.nc(native, "carol", create=True)
+        owner = yield self.page("owner")
+        guest = yield self.page("guest")
+        yield self.b(signInWithPassword, owner, self.base, "alice", PASSWORD, True, ROOM)
+        yield carol.waitFor("* alice joined kitchen")
+
+        def take():
+            # While its owner is here, the form says the name is registered (not
+            # alice2, as for a name merely in use), and the owner is left alone ...
+            guest.goto(self.base + "/")
+            guest.get_by_label("Screen name").fill("alice")
+            guest.get_by_role("button", name="Start chatting").click()
+            refusedAtTheForm(guest, SIGN_IN_PLEASE)
+            expect(owner.locator("#status-text")).to_have_text("Connected as alice")
+            expect(owner.locator("#account")).to_have_text("signed in as alice")
+            # ... and once she has left, the name is still hers.
+            owner.get_by_role("button", name="Sign out").click()
+            expect(owner.get_by_role("button", name="Start chatting")).to_be_visible()
+            guest.goto(self.base + f"/#{ROOM}")
+            guest.get_by_label("Screen name").fill("alice")
+            guest.get_by_role("button", name="Start chatting").click()
+            refusedAtTheForm(guest, SIGN_IN_PLEASE)
+            expect(guest.get_by_label("Password", exact=True)).to_be_focused()
+            expect(guest.get_by_role("radio", name=re.compile(r"^Sign in"))).to_be_checked()
+            # Another name is fine; and /nick to hers is refused too.
+            signIn(guest, self.base, "alicefan", ROOM)
+            say(guest, "/nick alice")
+            expect(line(guest, "alice is a registered name: only its owner can use it.")).to_be_visible()
+            expect(guest.locator("#status-text")).to_have_text("Connected as alicefan")
+            expect(guest.locator("#account")).to_be_hidden()
+        yield self.b(take)
+        yield carol.waitFor("* alicefan joined kitchen")

@@ -3,10 +3,11 @@
 
 import { Connection } from "./connection.js";
 import { Chat, guestNick } from "./chat.js";
-import { NICK_RE, fold } from "./irc.js";
+import { fold } from "./irc.js";
+import { SignInForm } from "./signin.js";
 import { View } from "./ui.js";
 
-const SESSION_KEY = "chatsvc.session"; // this tab: name, rooms, private messages
+const SESSION_KEY = "chatsvc.session"; // this tab: name, account (never a password), rooms, private messages
 const NAME_KEY = "chatsvc.name"; // the name last used, to fill the form in
 
 function load() {
@@ -81,27 +82,22 @@ view.onFirstSignIn = followHash;
 // Leaving the page: say so, so that the name is free at once for the reload.
 window.addEventListener("pagehide", () => conn.send("QUIT :Page closed"));
 
-const form = document.getElementById("signin-form");
-const nickInput = document.getElementById("nick");
-nickInput.value = (saved && saved.nick) || localStorage.getItem(NAME_KEY) || "";
-form.addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  const nick = nickInput.value.trim();
-  const error = document.getElementById("signin-error");
-  if (nick && !NICK_RE.test(nick)) {
-    error.textContent = "A screen name is 1 to 20 letters, digits, _ or -.";
-    nickInput.focus();
-    return;
-  }
-  error.textContent = "";
-  view.showApp();
-  chat.start(nick || guestNick());
-});
+const form = new SignInForm(document);
+view.form = form;
+form.nick.value = (saved && saved.nick) || localStorage.getItem(NAME_KEY) || "";
+form.onSubmit = ({ nick, signin }) => {
+  if (!signin) view.showApp(); // with a password, the form waits for the answer
+  chat.start(nick || guestNick(), signin);
+};
 
 view.show(chat.rooms.get(view.desired) || chat.server, { keepUrl: true });
-if (saved && saved.nick) {
+if (saved && saved.account) {
+  // A reload of a signed-in tab: the password is not kept, so it is asked again.
+  form.prompt({ note: `Type your password to sign in again as ${saved.account}.`,
+    name: saved.account, mode: "signin" });
+} else if (saved && saved.nick) {
   view.showApp(); // a reload: sign in again as before, straight away
   chat.start(saved.nick);
 } else {
-  nickInput.focus();
+  form.nick.focus();
 }

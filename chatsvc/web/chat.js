@@ -1,9 +1,10 @@
 // The chat session: signing in over IRC (CAP, NICK, USER), the rooms and
 // private conversations, their members and messages, history, and what the
 // person sends. It keeps the state and tells the view (ui.js) what changed;
-// it never touches the DOM.
+// it never touches the DOM. Accounts (SASL, REGISTER) are in account.js.
 
 import * as irc from "./irc.js";
+import { Account, isRegisteredName } from "./account.js";
 import { Commands } from "./commands.js";
 import { History } from "./history.js";
 import { Room, insertSorted, mentions } from "./room.js";
@@ -11,7 +12,7 @@ import { Room, insertSorted, mentions } from "./room.js";
 export { Room };
 
 const WANTED_CAPS = ["server-time", "message-tags", "echo-message", "batch",
-  "labeled-response", "draft/chathistory", "away-notify", "multi-prefix"];
+  "labeled-response", "draft/chathistory", "away-notify", "multi-prefix", "account-notify"];
 const MAX_TEXT_BYTES = 1900; // the server takes 2048-byte lines; leave room for the command
 const LIST_EVERY_MS = 60_000; // the room list has no push updates: ask again now and then
 const QUERY_KEEP = 200; // private messages kept in the tab (the server does not store them)
@@ -28,8 +29,10 @@ export class Chat {
     this.nick = this.wantedNick;
     this.nickAttempts = 0;
     this.registered = false;
+    this.account = null; // the account signed in to, if any
     this.caps = new Set();
-    this.offeredCaps = [];
+    this.offered = new Map(); // cap -> its value (CAP LS 302)
+    this.capsPending = 0; // CAP REQs not answered yet
     this.isupport = new Map();
     this.batches = new Map(); // id -> {type, params, label, parent, lines}
     this.labels = new Map(); // label -> what it answers
@@ -50,9 +53,11 @@ export class Chat {
 
   // -- Signing in ------------------------------------------------------
 
-  start(nick) {
+  // signin: null for a guest, or {mode: "signin" | "register", password}.
+  start(nick, signin = null) {
     this.wantedNick = nick || guestNick();
     this.nick = this.wantedNick;
+    this.setSignIn(signin);
     this.conn.start();
   }
 
@@ -64,12 +69,20 @@ export class Chat {
   onOpen() {
     this.registered = false;
     this.caps = new Set();
-    this.offeredCaps = [];
+    this.offered = new Map();
+    this.capsPending = 0;
+    this.saslStarted = false;
     this.batches.clear();
     this.nickAttempts = 0;
     this.nick = this.wantedNick;
-    // CAP LS first: the server holds registration until CAP END.
+    if (!this.canSignIn()) return;
+    // CAP LS first: the server holds registration until CAP END. Signing in
+    // to an account, the name is claimed only once the password is accepted.
     this.send("CAP", ["LS", "302"]);
+    if (this.signInMode !== "signin") this.sendNickAndUser();
+  }
+
+  sendNickAndUser() {
     this.send("NICK", [this.nick]);
     this.send("USER", ["web", "0", "*", "chatsvc web"]);
   }
@@ -98,7 +111,8 @@ export class Chat {
   afterSignIn() {
     this.registered = true;
     this.conn.succeeded();
-    this.view.signedIn(this.nick);
+    const registering = this.registerIfAsked(); // the page waits for its answer
+    this.view.signedIn(this.nick, { show: !registering });
     this.save();
     for (const name of this.wantedChannels) this.join(name, false);
     this.refreshList();
@@ -212,19 +226,30 @@ export class Chat {
     if (sub === "LS") {
       const more = msg.params[2] === "*";
       const list = msg.params[more ? 3 : 2] || "";
-      this.offeredCaps.push(...list.split(" ").filter(Boolean).map((c) => c.split("=")[0]));
-      if (more) return;
-      const asked = WANTED_CAPS.filter((c) => this.offeredCaps.includes(c));
-      if (asked.length) this.send("CAP", ["REQ", asked.join(" ")]);
-      else this.send("CAP", ["END"]);
-    } else if (sub === "ACK") {
-      for (const cap of (msg.params[2] || "").split(" ").filter(Boolean)) {
-        if (cap.startsWith("-")) this.caps.delete(cap.slice(1));
-        else this.caps.add(cap);
+      for (const token of list.split(" ").filter(Boolean)) {
+        const eq = token.indexOf("=");
+        if (eq < 0) this.offered.set(token, "");
+        else this.offered.set(token.slice(0, eq), token.slice(eq + 1));
       }
-      if (!this.registered) this.send("CAP", ["END"]);
-    } else if (sub === "NAK") {
-      if (!this.registered) this.send("CAP", ["END"]);
+      if (more || this.registered) return;
+      const forAccount = this.accountCaps(this.offered);
+      if (!forAccount) return; // the sign-in cannot happen here: given up
+      const asked = WANTED_CAPS.filter((c) => this.offered.has(c));
+      for (const req of [asked, forAccount]) {
+        if (!req.length) continue;
+        this.capsPending += 1;
+        this.send("CAP", ["REQ", req.join(" ")]);
+      }
+      if (!this.capsPending) this.capsSettled();
+    } else if (sub === "ACK" || sub === "NAK") {
+      if (sub === "ACK") {
+        for (const cap of (msg.params[2] || "").split(" ").filter(Boolean)) {
+          if (cap.startsWith("-")) this.caps.delete(cap.slice(1));
+          else this.caps.add(cap);
+        }
+      }
+      this.capsPending = Math.max(0, this.capsPending - 1);
+      if (!this.capsPending) this.capsSettled();
     } else if (sub === "DEL") {
       for (const cap of (msg.params[2] || "").split(" ")) this.caps.delete(cap);
     }
@@ -382,6 +407,7 @@ export class Chat {
     const [command, code, ...rest] = msg.params;
     const text = rest.length ? rest[rest.length - 1] : code;
     const context = rest.slice(0, -1);
+    if (command === "REGISTER") return this.registerFailed(code, context, text);
     const entry = label && this.labels.get(label);
     if (entry && entry.kind === "msg") {
       return this.failMessage(entry.room, entry.msg, text);
@@ -397,6 +423,7 @@ export class Chat {
     const p = msg.params;
     const n = Number(msg.command);
     const entry = label && this.labels.get(label);
+    if (n >= 900 && n <= 908) return this.onAccountNumeric(msg);
     switch (msg.command) {
       case "001":
         this.nick = p[0];
@@ -405,13 +432,18 @@ export class Chat {
       case "005":
         irc.parseIsupport(p.slice(1, -1), this.isupport);
         return;
-      case "433": // nick in use
+      case "433": // nick in use, or registered to an account
         if (!this.registered) {
+          if (this.nameRefused(p[1], p[2])) return;
           this.nick = this.nextNick();
           this.send("NICK", [this.nick]);
           return;
         }
-        return this.notice(this.currentRoom, `The name ${p[1]} is taken.`, "error");
+        return this.notice(this.currentRoom, isRegisteredName(p[2])
+          ? `${p[1]} is a registered name: only its owner can use it.` : `The name ${p[1]} is taken.`, "error");
+      case "421": // unknown command
+        if (this.unknownCommand(p[1])) return;
+        break;
       case "432": // erroneous nick
         if (!this.registered) {
           this.conn.stop();
@@ -794,7 +826,7 @@ export class Chat {
         .slice(-QUERY_KEEP)
         .map(({ msgid, time, nick, text, type, self }) => ({ msgid, time: time.toISOString(), nick, text, type, self })),
     }));
-    this.view.save({ nick: this.wantedNick, channels: this.wantedChannels, queries });
+    this.view.save({ nick: this.wantedNick, account: this.account, channels: this.wantedChannels, queries });
   }
 }
 
@@ -802,4 +834,7 @@ export function guestNick() {
   return `Guest${String(Math.floor(1000 + Math.random() * 9000))}`;
 }
 
-Object.assign(Chat.prototype, History, Commands);
+// (defineProperties, not assign: Account has a getter)
+for (const mixin of [History, Commands, Account]) {
+  Object.defineProperties(Chat.prototype, Object.getOwnPropertyDescriptors(mixin));
+}

@@ -86,10 +86,11 @@ export class Connection extends EventTarget {
     this.attempt = 0;
   }
 
-  send(line) {
+  // A secret line (a password in it) is sent, but "sent" tells only its command.
+  send(line, { secret = false } = {}) {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(line);
-    this.dispatchEvent(new CustomEvent("sent", { detail: line }));
+    this.dispatchEvent(new CustomEvent("sent", { detail: secret ? `${line.split(" ")[0]} (hidden)` : line }));
     return true;
   }
 

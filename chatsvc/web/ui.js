@@ -16,6 +16,7 @@ export class View {
     this.logs = new Map(); // room key -> {box, list, top, items, divider, stick}
     this.buttons = new Map(); // room key -> sidebar button
     this.desired = null; // the room named in the URL, shown once it exists
+    this.form = null; // the sign-in form (signin.js)
     this.recall = []; // what was sent, for Up
     this.recallAt = -1;
     this.onSave = () => {};
@@ -150,11 +151,15 @@ export class View {
   showApp() {
     this.$("signin").hidden = true;
     this.$("app").hidden = false;
+    if (this.form) this.form.setBusy("");
   }
 
-  signedIn(nick) {
-    this.showApp();
+  // Connected as nick; the page shows the chat unless it still waits for an
+  // answer (registering the name: the form says how that went).
+  signedIn(nick, { show = true } = {}) {
+    if (show) this.showApp();
     text(this.$("me"), nick);
+    this.accountChanged(this.chat.account);
     this.renderStatus();
     this.updateComposer();
     if (this.onFirstSignIn) {
@@ -164,11 +169,30 @@ export class View {
     }
   }
 
-  signInFailed(reason) {
+  // The name was registered: on to the chat.
+  accountReady() {
+    this.showApp();
+    this.updateComposer();
+  }
+
+  accountChanged(account) {
+    const shown = this.$("account");
+    shown.hidden = !account;
+    text(shown, account ? `signed in as ${account}` : "");
+  }
+
+  // Back to the form, saying why (an error, or a note such as "type your
+  // password again"), with the name and the choice filled in.
+  signInFailed(reason, { name = null, mode = null, field = "nick", note = false } = {}) {
     this.$("app").hidden = true;
     this.$("signin").hidden = false;
-    text(this.$("signin-error"), reason);
-    this.$("nick").focus();
+    this.closeDrawers(false);
+    if (this.form) {
+      this.form.prompt({ error: note ? "" : reason, note: note ? reason : "", name, mode, field });
+    } else {
+      text(this.$("signin-error"), reason);
+      this.$("nick").focus();
+    }
   }
 
   // -- The room list ----------------------------------------------------------
