@@ -87,7 +87,7 @@ class Moderation:
             raise errors.RoomFull(room.name, room.limit)
 
     def entered(self, user, room):
-        """C{user} is coming into C{room}: the privileges their account (or arriving first) gives."""
+        """C{user} comes into C{room}: the privileges their account (or coming first) gives."""
         room.invited.discard(user.name.casefold())
         account = user.account.casefold() if user.account else None
         role = room.roles.get(account) if account else None

@@ -134,7 +134,7 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
         self["listen"].append(description)
 
     def opt_oper(self, entry):
-        """NAME:PASSWORD that makes an IRC user a server operator with OPER NAME PASSWORD (repeatable; none by default). Until accounts come, the password is given here: keep it out of shared shell histories."""  # noqa: E501
+        """NAME:PASSWORD that makes an IRC user a server operator with OPER NAME PASSWORD (repeatable; none by default). The password is given here: keep it out of shared shell histories, or use --operator with an account instead."""  # noqa: E501
         name, sep, password = entry.partition(":")
         if not sep or not name or not password:
             raise usage.UsageError(f"--oper takes NAME:PASSWORD, not {entry!r}.")
