@@ -65,9 +65,12 @@ class ParseTests(TestCase):
         self.assertEqual(parse("/kill bob"), Invocation("kill", ("bob", "")))
 
     def test_everyCommandIsListed(self):
-        lines = wording.commands()
+        """To a server operator, every command; to anyone else, all but the operators'."""
+        lines, theirs = wording.commands(operator=True), wording.commands()
         for command in COMMANDS:
             self.assertTrue(any(command.usage in line for line in lines), command.name)
+            self.assertEqual(any(command.usage in line for line in theirs),
+                             not command.operatorOnly, command.name)
 
 
 class NamePromptTests(TestCase):

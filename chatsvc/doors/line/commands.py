@@ -242,11 +242,12 @@ def parse(line: str, operator: bool = False) -> Union[Invocation, Chat]:
     return Chat(line)
 
 
-def helpLines() -> list:
-    """One line of help per command, for ``commands`` and ``help``."""
-    width = max(len(c.usage) for c in COMMANDS)
+def helpLines(operator=False) -> list:
+    """One line of help per command, for ``commands`` and ``help`` (C{operator}: theirs too)."""
+    shown = [c for c in COMMANDS if operator or not c.operatorOnly]
+    width = max(len(c.usage) for c in shown)
     lines = []
-    for c in COMMANDS:
+    for c in shown:
         also = f" (also {', '.join(c.aliases)})" if c.aliases else ""
         lines.append(f"{c.usage.ljust(width)}  {c.summary}{also}")
     lines.append("Anything else you type is said to your room. Commands may start with /.")

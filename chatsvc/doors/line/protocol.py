@@ -115,7 +115,7 @@ class ChatProtocol(Moderating, Connection):
         self.named()
         self.lines(wording.welcome(name, signedIn,
                                    self.settings.accounts == "required"
-                                   and self.user.account is None))
+                                   and self.user.account is None, self.user.operator))
 
     def _identifyAtPrompt(self, args):
         """identify PASSWORD (for the registered name just tried) or identify NAME PASSWORD."""
@@ -177,7 +177,7 @@ class ChatProtocol(Moderating, Connection):
     # Commands
 
     def cmd_commands(self):
-        self.lines(wording.commands())
+        self.lines(wording.commands(self.user.operator))
 
     def cmd_create(self, name):
         d = self.createRoom(name)

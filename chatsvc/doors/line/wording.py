@@ -169,19 +169,19 @@ def event(happened, room=None, me=None):
     raise TypeError(f"no wording for {happened!r}")
 
 
-def welcome(name, signedIn=False, mustRegister=False) -> list:
+def welcome(name, signedIn=False, mustRegister=False, operator=False) -> list:
     lines = [f"* Welcome, {name}. You are in the Lobby. Commands:"]
     if signedIn:
         lines = [f"* You are signed in to {name}."] + lines
-    lines += [f"*   {line}" for line in helpLines()]
+    lines += [f"*   {line}" for line in helpLines(operator)]
     if mustRegister:
         lines.append("* This server is for registered users: type register PASSWORD to"
                      " register your name before you join or create a room.")
     return lines
 
 
-def commands() -> list:
-    return ["* Commands:"] + [f"*   {line}" for line in helpLines()]
+def commands(operator=False) -> list:
+    return ["* Commands:"] + [f"*   {line}" for line in helpLines(operator)]
 
 
 def roomList(rooms, total, here=None, pattern=None):
