@@ -16,6 +16,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from chatsvc import errors
+from chatsvc.doors.flow import TokenBucket
+from chatsvc.store import DatabaseLost
 
 # scrypt's cost: 2**14 rounds of 8-byte blocks, 16 MiB and tens of ms a hash
 # (OWASP's minimum). Kept in each hash, so raising it later breaks nothing.
@@ -80,12 +82,22 @@ class Attempts:
         return max(0.0, until - now)
 
     def failed(self, key):
+        if len(self._wrong) > self.KEPT:
+            self._prune()
         self.wait(key)  # forgets a count gone stale
         now = self.clock.seconds()
         count = self._wrong.get(key, (0,))[0] + 1
         delay = 0.0 if count < self.free else min(
             self.longest, self.first * 2 ** (count - self.free))
         self._wrong[key] = (count, now, now + delay)
+
+    KEPT = 10_000  # keys counted before the stale ones are forgotten
+
+    def _prune(self):
+        now = self.clock.seconds()
+        for key, (_, last, _) in list(self._wrong.items()):
+            if now - last >= self.forget:
+                del self._wrong[key]
 
     def succeeded(self, key):
         self._wrong.pop(key, None)
@@ -107,16 +119,26 @@ class Accounts(service.Service):
     checks that guard them. A change is stored before it takes effect.
     """
 
-    FREE_PER_ACCOUNT = 3  # wrong passwords for one account before each try waits
+    FREE_PER_ACCOUNT = 3  # wrong passwords for an account from one address before tries wait
+    FREE_ANYWHERE = 20  # ... from every address: the owner's own tries stay free longer
     FREE_PER_ADDRESS = 10  # ... from one address, whatever the accounts
+    CHECKS_PER_SECOND, CHECKS_AT_ONCE = 1.0, 10  # every check costs a hash, right or wrong
+    REGISTRATIONS_PER_HOUR, REGISTRATIONS_AT_ONCE = 5.0, 3  # from one address
+    HASHING_MAX = 32  # hashes waiting for the pool, at most: past that, "try again"
 
     def __init__(self, store, clock, settings, threads=2, cost=None):
         self.store = store
         self.settings = settings
         self.byKey = {}  # casefolded name -> Account
         self._pending = set()  # names being registered right now
-        self.perAccount = Attempts(clock, self.FREE_PER_ACCOUNT)
+        self.clock = clock
+        self.perAccount = Attempts(clock, self.FREE_PER_ACCOUNT)  # by (account, address)
+        self.anywhere = Attempts(clock, self.FREE_ANYWHERE)  # by account
         self.perAddress = Attempts(clock, self.FREE_PER_ADDRESS)
+        self._checks = {}  # address -> TokenBucket of password checks
+        self._registrations = {}  # address -> TokenBucket of registrations
+        self._hashing = 0  # hashes handed to the pool and not yet done
+        self._stopped = False
         self._cost = cost or (SCRYPT_N, SCRYPT_R, SCRYPT_P)
         self._pool = ThreadPool(0, threads, name="chatsvc-passwords")
         self._reactor = None
@@ -133,12 +155,37 @@ class Accounts(service.Service):
 
     def stopService(self):
         super().stopService()
+        self._stopped = True
         self._pool.stop()
 
     def _offThread(self, f, *args):
+        if self._stopped:
+            raise errors.ServerStopping("Nothing changed")
+        if self._hashing >= self.HASHING_MAX:
+            raise errors.ServerBusy()
         if not self._pool.started:  # used without being started (a unit test)
             self.startService()
-        return deferToThreadPool(self._reactor, self._pool, f, *args)
+        self._hashing += 1
+        d = deferToThreadPool(self._reactor, self._pool, f, *args)
+        return d.addBoth(self._hashed)
+
+    def _hashed(self, result):
+        self._hashing -= 1
+        return result
+
+    def _spend(self, buckets, address, rate, burst):
+        """One of what C{address} may do C{rate} a second, or L{errors.TooManyAttempts}."""
+        if address is None:  # exempt
+            return
+        bucket = buckets.get(address)
+        if bucket is None:
+            if len(buckets) > Attempts.KEPT:
+                for other in [a for a, b in buckets.items() if b.full()]:
+                    del buckets[other]
+            bucket = buckets[address] = TokenBucket(rate, burst, self.clock)
+        wait = bucket.allow()
+        if wait:
+            raise errors.TooManyAttempts(wait)
 
     def get(self, name):
         return self.byKey.get(name.casefold()) if name else None
@@ -155,12 +202,14 @@ class Accounts(service.Service):
                 password != password.strip():
             raise errors.BadPassword(self.settings.password_min)
 
-    def register(self, name, password, now):
+    def register(self, name, password, now, address=None):
         """Store a new account for C{name}; the Deferred fires with it once durable."""
         key = name.casefold()
         if key in self.byKey or key in self._pending:
             raise errors.AlreadyRegistered(name)
         self._checkNew(password)
+        self._spend(self._registrations, address, self.REGISTRATIONS_PER_HOUR / 3600,
+                    self.REGISTRATIONS_AT_ONCE)
         self._pending.add(key)
 
         def hashed(digest):
@@ -184,7 +233,9 @@ class Accounts(service.Service):
     def _notStored(failure, what):
         if failure.check(errors.ChatError):
             return failure
-        raise errors.NotStored(what, "nothing changed")
+        lost = failure.check(DatabaseLost) is not None
+        raise errors.NotStored(what, "nothing changed",
+                               errors.NotStored.LOST if lost else errors.NotStored.AGAIN)
 
     def check(self, name, password, address):
         """
@@ -195,20 +246,24 @@ class Accounts(service.Service):
         if account is None:
             raise errors.NotRegistered(name)
         key = account.name.casefold()
-        wait = max(self.perAccount.wait(key),
+        here = (key, address)
+        wait = max(self.perAccount.wait(here), self.anywhere.wait(key),
                    self.perAddress.wait(address) if address else 0.0)
         if wait:
             raise errors.TooManyAttempts(wait)
+        self._spend(self._checks, address, self.CHECKS_PER_SECOND, self.CHECKS_AT_ONCE)
         # Counted as wrong until it proves right: tries made at once (before
         # any has been checked) are slowed like tries made one after another.
-        self.perAccount.failed(key)
+        self.perAccount.failed(here)
+        self.anywhere.failed(key)
         if address:
             self.perAddress.failed(address)
 
         def checked(right):
             if not right:
                 raise errors.WrongPassword(account.name)
-            self.perAccount.succeeded(key)
+            self.perAccount.succeeded(here)
+            self.anywhere.forgive(key)
             if address:
                 self.perAddress.forgive(address)
             return account

@@ -176,6 +176,11 @@ class NotOperator(ChatError):
         super().__init__(f"Only an operator of {room} can do that.")
 
 
+class OwnerProtected(NotOperator):
+    def __init__(self, name: str, room: str):
+        ChatError.__init__(self, f"{name} owns {room}: only they can change that.")
+
+
 class NotInThatRoom(ChatError):
     def __init__(self, name: str, room: str):
         self.name = name
@@ -226,6 +231,14 @@ class TooManyAttempts(ChatError):
         self.wait = wait
         super().__init__(f"Too many wrong passwords. Try again in"
                          f" {plural(max(1, round(wait)), 'second')}.")
+
+
+class ServerBusy(ChatError):
+    reason = "busy checking passwords"
+
+    def __init__(self):
+        super().__init__("The server is busy checking passwords. Try again in a few seconds;"
+                         " nothing changed.")
 
 
 class NotIdentified(ChatError):

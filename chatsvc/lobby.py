@@ -5,13 +5,12 @@ Lobby calls each user's L{IChatClient}.
 """
 
 import bisect
-import re
 import time
 import uuid
 from collections import deque
 
 from twisted.application import service
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -24,9 +23,9 @@ from chatsvc.events import (Arrival, Away, Joined, Left, MadeWay, Noticed, Page,
 from chatsvc.settings import Settings
 from chatsvc.rooms import RESERVED_ROOMS, ROOM_NAME, Room, roomMatcher
 from chatsvc.store import DatabaseLost, Message, RoomRecord
-from chatsvc.text import asAction, clean
+from chatsvc.text import SCREEN_NAME as _NAME, asAction, clean
 
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
+RESERVED_NAMES = {"nickserv"}  # the IRC door answers as NickServ: nobody may pose as it
 STOP_GRACE = 5.0  # seconds users have to receive the goodbye when the server stops
 
 
@@ -101,6 +100,7 @@ class Lobby(Moderation, SigningIn, service.Service):
         self.mostOnline = 0  # the most users online at once since the start
         self.accounts = Accounts(store, self.clock, settings)
         self.addressBans = {}  # mask -> (who set it, when, why): server-wide
+        self._turns = {}  # room key -> Deferred: the change to it being stored now
 
     # Start and stop
 
@@ -248,6 +248,8 @@ class Lobby(Moderation, SigningIn, service.Service):
         C{name} (as registered, if it is) if C{user} may take it: a name an
         account owns is its owner's, who takes it back from whoever holds it.
         """
+        if name.casefold() in RESERVED_NAMES:
+            raise errors.NameTaken(name)
         account = self.accounts.get(name)
         mine = account is not None and user.account is not None and \
             user.account.casefold() == name.casefold()
@@ -553,6 +555,8 @@ class Lobby(Moderation, SigningIn, service.Service):
     @staticmethod
     def _notStoredBecause(failure):
         """What to tell the sender: try again, or nothing will be stored for now."""
+        if failure.check(FirstError):  # one of several writes (gatherResults)
+            failure = failure.value.subFailure
         return errors.NotStored.LOST if failure.check(DatabaseLost) else errors.NotStored.AGAIN
 
     def _notStored(self, failure, room, message):
@@ -639,9 +643,11 @@ class Lobby(Moderation, SigningIn, service.Service):
         if room is not None:
             if room.key not in user.rooms:
                 raise errors.NotInRoom("talk there")
+            self.maySpeak(user, room)  # the room's rules hold for a reaction too
             event = Signalled(room.name, user.name, None, stamp, uid, tags or {})
             room.broadcast(event, exclude=user)
             return event
+        self.mustBeSignedIn(user)
         recipient = self.names.get(name.casefold())
         if recipient is None:
             raise errors.NoSuchUser(clean(name))

@@ -9,8 +9,9 @@ What a room's operators set is stored before anyone is told of it.
 
 import fnmatch
 import ipaddress
+import re
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 
 from chatsvc import errors
 from chatsvc.events import Invited, Kicked, Killed, ModeChanged, TopicChanged
@@ -20,6 +21,7 @@ from chatsvc.text import clean
 TOPIC_MAX = 300  # characters in a topic
 FLAGS = "imnst"  # the modes that are on or off, with no argument
 LIST_MAX = 100  # masks in each of a room's lists
+LIMIT = re.compile(r"[0-9]{1,6}")  # +l's number: ASCII digits (str.isdigit takes "²")
 
 
 def normalBan(mask: str) -> str:
@@ -69,14 +71,13 @@ class Moderation:
         return not any(banMatcher(mask, speaking)(user) for mask in room.lists["e"])
 
     def _invited(self, user, room) -> bool:
-        return (user.name is not None and user.name.casefold() in room.invited
-                or any(banMatcher(mask)(user) for mask in room.lists["I"]))
+        return user in room.invited or any(banMatcher(mask)(user) for mask in room.lists["I"])
 
     def admit(self, user, room, key=None):
         """Refuse C{user} if C{room}'s rules keep them out; its owners always get in."""
         if self.privileged(user, room):
             return
-        invited = user.name is not None and user.name.casefold() in room.invited
+        invited = user in room.invited
         if self.banned(user, room) and not invited:
             raise errors.Banned(room.name)
         if "i" in room.modes and not self._invited(user, room):
@@ -88,7 +89,7 @@ class Moderation:
 
     def entered(self, user, room):
         """C{user} comes into C{room}: the privileges their account (or coming first) gives."""
-        room.invited.discard(user.name.casefold())
+        room.invited.discard(user)
         account = user.account.casefold() if user.account else None
         role = room.roles.get(account) if account else None
         if account is not None and room.owner == account:
@@ -158,11 +159,35 @@ class Moderation:
         if self.stopping:
             raise errors.ServerStopping("The topic was not set")
         text = clean(text).strip()[:TOPIC_MAX]
-        undo = self._snapshot(room)
-        at = self.now()
-        room.topic = Topic(text, user.name, at) if text else None
-        event = TopicChanged(room.name, user.name, text, at)
-        return self._saved(room, undo, [event]).addCallback(lambda _: event)
+
+        def change():
+            undo = self._snapshot(room)
+            at = self.now()
+            room.topic = Topic(text, user.name, at) if text else None
+            event = TopicChanged(room.name, user.name, text, at)
+            return self._saved(room, undo, [event]).addCallback(lambda _: event)
+        return self._inTurn(room, change)
+
+    def _inTurn(self, room, change):
+        """
+        Run C{change} (which applies a change to C{room} and stores it) once
+        the room's previous change is stored or refused: one at a time, so
+        that a refused one is undone to exactly what was before it.
+        """
+        previous = self._turns.get(room.key)
+        if previous is None:
+            d = maybeDeferred(change)
+        else:
+            d = Deferred()
+            previous.addCallback(lambda _: maybeDeferred(change).chainDeferred(d))
+        turn = self._turns[room.key] = Deferred()
+
+        def settled(result):
+            if self._turns.get(room.key) is turn:
+                del self._turns[room.key]
+            turn.callback(None)
+            return result
+        return d.addBoth(settled)
 
     def setModes(self, user, room, changes, atomic=False):
         """
@@ -175,11 +200,15 @@ class Moderation:
         self._mustRun(user, room)
         if self.stopping:
             raise errors.ServerStopping("The room was not changed")
+        return self._inTurn(room, lambda: self._changeModes(user, room, changes, atomic))
+
+    def _changeModes(self, user, room, changes, atomic):
+        self._mustRun(user, room)  # still, after the changes before these
         undo = self._snapshot(room)
         events, refused = [], []
         for on, letter, arg in changes:
             try:
-                change = self._change(room, on, letter, arg, user.name)
+                change = self._change(room, on, letter, arg, user)
             except errors.ChatError as refusal:
                 refused.append((letter, refusal))
                 continue
@@ -189,21 +218,22 @@ class Moderation:
             undo()
             return succeed((None, refused))
         if not events:
+            undo()  # roles given again by who may not keep them: nothing to store
             return succeed((None, refused))
         event = ModeChanged(room.name, user.name, tuple(events))
         return self._saved(room, undo, [event]).addCallback(lambda _: (event, refused))
 
-    def _change(self, room, on, letter, arg, by):
+    def _change(self, room, on, letter, arg, user):
         """
         Change one mode: what ModeChanged names (a user, mask, key, limit),
         True if it names nothing, None if nothing changed.
         """
         if letter in "ov":
-            return self._privilege(room, on, letter, arg)
+            return self._privilege(room, on, letter, arg, user)
         if letter in LIST_MODES:
             masks = room.lists[letter]
             mask = normalBan(arg or "")
-            if not mask or " " in mask or len(mask) > 200:
+            if not mask or " " in mask or mask.startswith(":") or len(mask) > 200:
                 raise errors.BadMode("A mask is nick!ident@host (with * and ? as"
                                      " wildcards), $a:ACCOUNT, or $m:MASK to mute.")
             if not on:  # whatever case it was set in
@@ -214,15 +244,17 @@ class Moderation:
                 if len(masks) >= LIST_MAX:
                     raise errors.BadMode(f"{room.name} has {LIST_MAX} such masks, the most"
                                          " it keeps: remove one first.")
-                masks[mask] = (by, self.now())
+                masks[mask] = (user.name, self.now())
             else:
                 del masks[mask]
             return mask
         if letter == "k":
             if on:
                 key = clean(arg or "").strip()
-                if not key or " " in key or "," in key or len(key) > 32:
-                    raise errors.BadMode("A key is 1 to 32 characters, no spaces or commas.")
+                # Not a word IRC would read as more than one: no spaces, commas, colons.
+                if not key or any(c in key for c in " ,:") or len(key) > 32:
+                    raise errors.BadMode("A key is 1 to 32 characters, with no spaces,"
+                                         " commas or colons.")
                 room.password = key
                 room.modes.add("k")
                 return key
@@ -233,7 +265,7 @@ class Moderation:
             return "*"
         if letter == "l":
             if on:
-                if not (arg or "").isdigit() or not 0 < int(arg) <= 100000:
+                if not LIMIT.fullmatch(arg or "") or not 0 < int(arg) <= 100000:
                     raise errors.BadMode("A limit is a number of members, 1 or more.")
                 if room.limit == int(arg):
                     return None
@@ -252,21 +284,38 @@ class Moderation:
             return True
         raise errors.BadMode(f"{letter} is not a room mode: they are {MODE_LETTERS}, o, v, b.")
 
-    def _privilege(self, room, on, letter, name):
+    def owns(self, user, room) -> bool:
+        """Is C{user} signed in to the account that owns C{room}?"""
+        return room.owner is not None and user.account is not None and \
+            user.account.casefold() == room.owner
+
+    def _protected(self, user, room, target):
+        """Only its owner (or a server operator) acts against a room's owner."""
+        if self.owns(target, room) and target is not user and not (
+                self.owns(user, room) or user.operator):
+            raise errors.OwnerProtected(target.name, room.name)
+
+    def _privilege(self, room, on, letter, name, user):
         target = self.names.get((name or "").casefold())
         if target is None:
             raise errors.NoSuchUser(clean(name or ""))
         if target not in room.members:
             raise errors.NotInThatRoom(target.name, room.name)
+        if not on:
+            self._protected(user, room, target)
         holders = room.operators if letter == "o" else room.voiced
         account = target.account.casefold() if target.account else None
-        if account is not None:  # their account keeps it in this room from now on
+        kept = False  # a role of their account's changed
+        if account is not None and (self.owns(user, room) or user.operator):
+            # What the owner gives an account, it keeps in this room from now on.
             role = room.roles.get(account)
-            if on and (letter == "o" or role != "o"):
+            if on and role != letter and (letter == "o" or role != "o"):
                 room.roles[account] = letter
+                kept = True
             elif not on and role == letter:
                 del room.roles[account]
-        if (target in holders) == on:
+                kept = True
+        if (target in holders) == on and not kept:
             return None
         (holders.add if on else holders.discard)(target)
         return target.name
@@ -284,6 +333,7 @@ class Moderation:
             raise errors.NoSuchUser(clean(name))
         if target not in room.members:
             raise errors.NotInThatRoom(target.name, room.name)
+        self._protected(user, room, target)
         event = Kicked(room.name, target.name, user.name, clean(reason).strip()[:300])
         room.broadcast(event)
         self._leave(target, room, "kicked", announce=False)
@@ -293,8 +343,9 @@ class Moderation:
 
     def invite(self, user, room, name):
         """
-        A member of C{room} (an operator, if it is invite only) lets C{name}
-        in past +i, +k and bans, once: the invitee is told.
+        A member of C{room} (an operator, if it is invite only) invites
+        C{name}, who is told. An operator's invitation lets them in once
+        past +i, +k, +l and bans; anyone else's is only word of the room.
         """
         if room.key not in user.rooms:
             raise errors.NotInRoom("invite anyone there")
@@ -305,7 +356,8 @@ class Moderation:
             raise errors.NoSuchUser(clean(name))
         if target in room.members:
             raise errors.BadMode(f"{target.name} is in {room.name} already.")
-        room.invited.add(target.name.casefold())
+        if user in room.operators:  # only an operator's invitation lets anyone past the rules
+            room.invited.add(target)
         event = Invited(room.name, target.name, user.name)
         if target is not user:
             self._tell(target, event)

@@ -4,7 +4,9 @@ how room names are told apart and matched. The Lobby holds the rooms.
 """
 
 import fnmatch
+import functools
 import re
+import weakref
 from typing import NamedTuple
 
 from twisted.logger import Logger
@@ -42,6 +44,7 @@ class Topic(NamedTuple):
     at: float
 
 
+@functools.lru_cache(maxsize=4096)  # checked on every message: translate each glob once
 def banMatcher(mask, muting=False):
     """
     A test of a User against a list mask: ``nick!ident@host`` globs,
@@ -87,7 +90,9 @@ class Room:
         self.loading = None  # Deferreds waiting for `recent` to be read
         self.operators = set()  # members who run the room now
         self.voiced = set()  # members who may speak when it is moderated
-        self.invited = set()  # casefolded names invited past +i (until they join)
+        # Users an operator invited past +i, +k, +l and bans, until they join
+        # (the person, not the name: whoever takes the name later is not invited).
+        self.invited = weakref.WeakSet()
         # What its operators set, kept in the store (see settings()):
         self.owner = None  # the casefolded account that created it, if any
         self.topic = None  # a Topic, or None

@@ -8,7 +8,7 @@ import re
 
 from chatsvc import errors
 from chatsvc.events import AccountChanged, ModeChanged
-from chatsvc.text import clean
+from chatsvc.text import SCREEN_NAME, clean
 
 _GUEST = re.compile(r"guest[0-9]+")  # names handed out to guests: nobody's to own
 
@@ -30,6 +30,8 @@ class SigningIn:
         name = clean(name or user.name or "").strip()
         if not name:
             raise errors.NotRegistered("*")
+        if len(name) > self.settings.name_max or not SCREEN_NAME.fullmatch(name):
+            raise errors.InvalidName(self.settings.name_max)
         if _GUEST.fullmatch(name.casefold()):
             raise errors.BadMode(f"{name} is a guest name, which nobody may own: take a"
                                  " name of your own (reconnect with one, or on IRC type"
@@ -47,7 +49,8 @@ class SigningIn:
             if user in self.users:
                 self._signedIn(user, account)
             return account
-        return self.accounts.register(name, password, self.now()).addCallback(registered)
+        return self.accounts.register(name, password, self.now(), user.address).addCallback(
+            registered)
 
     def authenticate(self, user, name, password):
         """

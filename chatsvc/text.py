@@ -2,6 +2,8 @@
 
 import re
 
+SCREEN_NAME = re.compile(r"[A-Za-z0-9_-]+")  # a user's name, and so an account's
+
 # ANSI escape sequences first (CSI like ``ESC[31m``, OSC like ``ESC]0;title BEL``,
 # and two-byte ``ESC x``), so their printable tails go with them; then every C0
 # control but tab, DEL and the C1 controls.

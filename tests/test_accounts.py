@@ -172,26 +172,42 @@ class BruteForceTests(TestCase):
     @inlineCallbacks
     def test_perAccount(self):
         for n in range(3):
-            yield self.wrong("user0", address=f"198.51.100.{n}")
-        e = self.assertRaises(errors.TooManyAttempts, self.attempt, "user0",
-                              address="203.0.113.1")
+            yield self.wrong("user0")
+        e = self.assertRaises(errors.TooManyAttempts, self.attempt, "user0")
         self.assertEqual(e.wait, 2.0)  # even the right password waits
         self.lobby.clock.advance(2)
-        yield self.wrong("user0", address="203.0.113.2")
+        yield self.wrong("user0")
         self.assertEqual(self.assertRaises(errors.TooManyAttempts, self.attempt,
                                            "user0").wait, 4.0)  # twice as long each time
+        account = yield self.attempt("user0", address="203.0.113.9")  # the owner, elsewhere
+        self.assertEqual(account.name, "user0")
         self.lobby.clock.advance(4)
         account = yield self.attempt("user0")
-        self.assertEqual(account.name, "user0")
         yield self.wrong("user0")  # a right password started the count again
         yield self.attempt("user1")  # other accounts were never slowed
 
     @inlineCallbacks
+    def test_perAccountFromEverywhere(self):
+        """Guesses spread over many addresses slow the account everywhere, later."""
+        for n in range(20):
+            yield self.wrong("user0", address=f"198.51.100.{n}")
+        self.assertRaises(errors.TooManyAttempts, self.attempt, "user0", address="203.0.113.1")
+
+    @inlineCallbacks
+    def test_rightPasswordsAreCountedToo(self):
+        """Every check costs a hash: an address gets 10 at once, then one a second."""
+        for n in range(10):
+            yield self.attempt(f"user{n}")
+        self.assertEqual(self.assertRaises(errors.TooManyAttempts, self.attempt,
+                                           "user10").wait, 1.0)
+        self.lobby.clock.advance(1)
+        yield self.attempt("user10")
+
+    @inlineCallbacks
     def test_triesAtOnceAreSlowedToo(self):
         """Tries sent together, before any has been checked, cannot dodge the count."""
-        tries = [self.attempt("user0", "guessing", address=f"198.51.100.{n}")
-                 for n in range(3)]
-        self.assertRaises(errors.TooManyAttempts, self.attempt, "user0", address="203.0.113.1")
+        tries = [self.attempt("user0", "guessing") for n in range(3)]
+        self.assertRaises(errors.TooManyAttempts, self.attempt, "user0")
         for d in tries:
             yield self.assertFailure(d, errors.WrongPassword)
 
@@ -199,11 +215,13 @@ class BruteForceTests(TestCase):
     def test_rightPasswordsDoNotSlowAnAddress(self):
         for n in range(12):
             yield self.attempt(f"user{n}")
+            self.lobby.clock.advance(1)
 
     @inlineCallbacks
     def test_perAddress(self):
         for n in range(10):  # different accounts, one address
             yield self.wrong(f"user{n}")
+            self.lobby.clock.advance(1)
         self.assertRaises(errors.TooManyAttempts, self.attempt, "user11")
         account = yield self.attempt("user11", address="192.0.2.99")
         self.assertEqual(account.name, "user11")

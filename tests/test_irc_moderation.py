@@ -293,3 +293,37 @@ class NickServTests(Accounts, TestCase):
         other.send("PRIVMSG NickServ :IDENTIFY bob new-password")
         self.assertIn(":NickServ!NickServ@irc.test NOTICE bob :You are now identified as bob.",
                       other.read())
+
+
+class ReviewedTests(Accounts, TestCase):
+    def test_registerTakesOnlyAName(self):
+        s = IrcSession(self.irc)
+        s.send("CAP REQ :draft/account-registration")
+        s.send("NICK :alice x")
+        s.send(f"REGISTER * * {PASSWORD}")
+        self.assertEqual(s.read()[-1], ":irc.test FAIL REGISTER NEED_NICK * :Choose a nickname"
+                                       " (NICK) first: it is what you register")
+        self.assertEqual(self.lobby.accounts.byKey, {})
+
+    def test_aSecretRoomIsNoChannelToOutsiders(self):
+        alice = self.ircUser("alice")
+        alice.send("JOIN #hideout")
+        alice.send("MODE #hideout +s")
+        bob = self.ircUser("bob")
+        bob.send("MODE #hideout +b")
+        self.assertEqual(bob.read(), [":irc.test 403 bob #hideout :No such channel"])
+
+    def test_badLimitsAndReactionsUnderModeration(self):
+        alice = self.ircUser("alice", ["message-tags"])
+        alice.send("JOIN #kitchen")
+        bob = self.ircUser("bob", ["message-tags"])
+        bob.send("JOIN #kitchen")
+        alice.send("MODE #kitchen +m")
+        alice.send("MODE #kitchen +l \u00b2")
+        self.assertEqual(alice.read()[-1], ":irc.test 696 alice #kitchen l \u00b2 :A limit is a"
+                                           " number of members, 1 or more")
+        bob.read()
+        bob.send("@+draft/react=x TAGMSG #kitchen")
+        self.assertEqual(bob.read(), [":irc.test 404 bob #kitchen :Cannot send to channel:"
+                                      " kitchen is moderated: only its operators and voiced"
+                                      " members speak."])

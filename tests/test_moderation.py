@@ -343,3 +343,122 @@ class ServerOperatorTests(TestCase):
         self.assertEqual(set(self.room.members), {self.bob, self.carol})
         self.assertEqual((self.bob.mind.events, self.carol.mind.events), ([], []))
         self.flushLoggedErrors(OSError)
+
+
+class ReviewedRulesTests(RoomTests):
+    """Rules a review found loose: who an invitation lets in, changes one at a time, ..."""
+
+    def test_onlyAnOperatorsInvitationLetsAnyonePast(self):
+        self.modes((True, "k", "sesame"), (True, "b", "carol"))
+        self.lobby.invite(self.bob, self.room, "carol")  # bob is no operator
+        self.assertRaises(errors.Banned, self.lobby.join, self.carol, "kitchen")
+        self.lobby.invite(self.alice, self.room, "carol")
+        self.successResultOf(self.lobby.join(self.carol, "kitchen"))
+
+    def test_anInvitationIsForThePersonNotTheName(self):
+        self.modes((True, "i", None))
+        self.lobby.invite(self.alice, self.room, "carol")
+        self.lobby.disconnect(self.carol)
+        someoneElse = self.named("carol")
+        self.assertRaises(errors.InviteOnly, self.lobby.join, someoneElse, "kitchen")
+
+    def test_changesToARoomAreStoredOneAtATime(self):
+        """A refused change is undone to exactly what was before it, whatever follows."""
+        self.store.holding = []
+        first = self.lobby.setModes(self.alice, self.room, [(True, "i", None)])
+        second = self.lobby.setModes(self.alice, self.room, [(True, "m", None)])
+        self.assertEqual(len(self.store.holding), 1)  # the second waits for the first
+        _, write = self.store.holding.pop(0)
+        write.errback(OSError("disk full"))  # the first is refused ...
+        self.failureResultOf(first, errors.NotStored)
+        self.flushLoggedErrors(OSError)
+        self.store.release()  # ... the second, applied only then, is stored
+        self.successResultOf(second)
+        self.assertEqual(self.room.modes, {"m", "n", "t"})
+        self.assertEqual(self.store.settings["room/1"]["modes"], "mnt")
+
+    def test_limitsAreAsciiNumbers(self):
+        event, refused = self.successResultOf(
+            self.lobby.setModes(self.alice, self.room, [(True, "l", "\u00b2")]))
+        self.assertIsNone(event)
+        self.assertIsInstance(refused[0][1], errors.BadMode)
+
+    def test_keysAndMasksAreOneIrcWord(self):
+        for change in ((True, "k", ":x"), (True, "k", "a:b"), (True, "b", ":x!*@*")):
+            event, refused = self.successResultOf(
+                self.lobby.setModes(self.alice, self.room, [change]))
+            self.assertIsNone(event, change)
+
+    def test_nobodyIsNickServ(self):
+        self.assertRaises(errors.NameTaken, self.lobby.chooseName,
+                          self.lobby.connect(Mind()), "nickserv")
+        self.assertRaises(errors.NameTaken, self.lobby.rename, self.bob, "NickServ")
+
+    def test_reactionsKeepTheRoomsRules(self):
+        self.modes((True, "m", None))
+        self.assertRaises(errors.Moderated, self.lobby.signal, self.bob, room=self.room)
+
+
+class OwnerTests(TestCase):
+    @inlineCallbacks
+    def setUp(self):
+        self.lobby = accountsLobby(self)
+        self.owner = self.lobby.connect(Mind())
+        self.lobby.chooseName(self.owner, "olga")
+        yield self.lobby.register(self.owner, PASSWORD)
+        yield self.lobby.createRoom(self.owner, "kitchen")
+        self.room = self.lobby.rooms["kitchen"]
+        self.op = self.lobby.connect(Mind())
+        self.lobby.chooseName(self.op, "otto")
+        yield self.lobby.register(self.op, PASSWORD)
+        yield self.lobby.join(self.op, "kitchen")
+        self.guest = self.lobby.connect(Mind())
+        self.lobby.chooseName(self.guest, "gus")
+        yield self.lobby.join(self.guest, "kitchen")
+        yield self.lobby.setModes(self.owner, self.room, [(True, "o", "otto")])
+
+    def test_theOwnersOperatorsKeepItByAccount(self):
+        self.assertEqual(self.room.roles, {"otto": "o"})
+
+    def test_operatorsCannotActAgainstTheOwner(self):
+        self.assertRaises(errors.OwnerProtected, self.lobby.kick, self.op, self.room, "olga")
+        event, refused = self.successResultOf(
+            self.lobby.setModes(self.op, self.room, [(False, "o", "olga")]))
+        self.assertIsNone(event)
+        self.assertIsInstance(refused[0][1], errors.OwnerProtected)
+        self.assertIn(self.owner, self.room.operators)
+
+    @inlineCallbacks
+    def test_anOperatorsGrantsLastTheSession(self):
+        other = self.lobby.connect(Mind())
+        self.lobby.chooseName(other, "pia")
+        yield self.lobby.register(other, PASSWORD)
+        yield self.lobby.join(other, "kitchen")
+        yield self.lobby.setModes(self.op, self.room, [(True, "o", "pia")])
+        self.assertIn(other, self.room.operators)
+        self.assertEqual(self.room.roles, {"otto": "o"})  # not pia's account
+
+
+class RegistrationLimitTests(TestCase):
+    @inlineCallbacks
+    def test_oneAddressRegistersAFewAnHour(self):
+        lobby = accountsLobby(self, login_slots_per_address=0)
+        for n in range(3):
+            user = lobby.connect(Mind(), "192.0.2.1")
+            lobby.chooseName(user, f"squat{n}")
+            yield lobby.register(user, PASSWORD)
+        user = lobby.connect(Mind(), "192.0.2.1")
+        lobby.chooseName(user, "squat3")
+        self.assertRaises(errors.TooManyAttempts, lobby.register, user, PASSWORD)
+        lobby.clock.advance(3600 / 5)
+        yield lobby.register(user, PASSWORD)
+
+    @inlineCallbacks
+    def test_stoppingRefusesPasswordsClearly(self):
+        lobby = accountsLobby(self)
+        user = lobby.connect(Mind())
+        lobby.chooseName(user, "late")
+        lobby.accounts.startService()
+        lobby.accounts.stopService()
+        self.assertRaises(errors.ServerStopping, lobby.register, user, PASSWORD)
+        yield None

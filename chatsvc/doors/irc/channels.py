@@ -18,10 +18,16 @@ class Channels:
 
     # Channels
 
-    def roomOf(self, channel, joined=True):
-        """The Room a channel names, or None (after the numeric saying why)."""
+    def roomOf(self, channel, joined=True, secretToo=True):
+        """
+        The Room a channel names, or None (after the numeric saying why);
+        without C{secretToo}, a secret room is no such channel to outsiders.
+        """
         lobby = self.factory.lobby
         room = lobby.rooms.get(channel[1:].casefold()) if channel.startswith("#") else None
+        if room is not None and not secretToo and room.secret and \
+                room.key not in self.user.rooms:
+            room = None
         if room is None:
             self.numeric(w.ERR_NOSUCHCHANNEL, clean(channel)[:64], "No such channel")
         elif joined and room.key not in self.user.rooms:
@@ -254,7 +260,7 @@ class Channels:
             return self.numeric(w.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
         if not target.startswith("#"):
             return self._userMode(target, changes)
-        room = self.roomOf(target, joined=False)
+        room = self.roomOf(target, joined=False, secretToo=False)
         if room is not None:
             self.channelMode(room, changes)
 

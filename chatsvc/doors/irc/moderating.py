@@ -5,6 +5,7 @@ decides; this says it in numerics.
 
 from chatsvc import errors
 from chatsvc.doors.irc import wording as w
+from chatsvc.moderation import LIMIT
 from chatsvc.rooms import LIST_MODES
 from chatsvc.text import clean
 
@@ -92,13 +93,13 @@ class Moderating:
                 arg = args.pop(0) if args else None
                 if on and not arg:
                     self.numeric(w.ERR_INVALIDMODEPARAM, channel, "k", "*",
-                                 "A key is 1 to 32 characters, no spaces or commas")
+                                 "A key is 1 to 32 characters, with no spaces, commas or colons")
                     continue
                 wanted.append((on, letter, arg))
             elif letter == "l":
                 if on:
                     arg = args.pop(0) if args else ""
-                    if not arg.isdigit() or int(arg) <= 0:
+                    if not LIMIT.fullmatch(arg) or int(arg) <= 0:
                         self.numeric(w.ERR_INVALIDMODEPARAM, channel, "l", clean(arg)[:32] or "*",
                                      "A limit is a number of members, 1 or more")
                         continue

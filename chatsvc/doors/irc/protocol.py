@@ -268,7 +268,8 @@ class IRCProtocol(Channels, Moderating, Talking, SigningIn, Delivery, Connection
 
     def irc_NICK(self, message, nick=None):
         lobby = self.factory.lobby
-        self.triedNick = nick or self.triedNick
+        if nick and self._validNick(nick):
+            self.triedNick = nick
         if not nick:
             return self.numeric(w.ERR_NONICKNAMEGIVEN, "No nickname given")
         if not self._validNick(nick):

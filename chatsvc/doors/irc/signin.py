@@ -9,7 +9,12 @@ import binascii
 from chatsvc import errors
 from chatsvc.doors.irc import wording as w
 from chatsvc.doors.irc.message import format
-from chatsvc.text import clean
+from chatsvc.text import SCREEN_NAME, clean
+
+def _shown(account):
+    """An account name as a middle parameter: itself if it is a name, else *."""
+    return account if account and SCREEN_NAME.fullmatch(account) and len(account) <= 64 else "*"
+
 
 CHUNK = 400  # bytes of base64 in one AUTHENTICATE line (IRCv3 SASL)
 SASL_MAX = 8192  # bytes of base64 in one exchange, at most
@@ -89,11 +94,11 @@ class SigningIn:
 
     def irc_REGISTER(self, message, account=None, email=None, password=None, *rest):
         if password is None:
-            return self.reply("FAIL", "REGISTER", "NEED_MORE_PARAMS", clean(account or "*"),
+            return self.reply("FAIL", "REGISTER", "NEED_MORE_PARAMS", _shown(account),
                               "Usage: REGISTER <account> <email> <password>")
         if not self.registered and not self.settings.register_before_connect:
             return self.reply("FAIL", "REGISTER", "COMPLETE_CONNECTION_REQUIRED",
-                              clean(account or "*")[:64],
+                              _shown(account),
                               "Finish connecting (NICK, USER, CAP END) before you REGISTER")
         nick = self.user.name or self.nick or self.triedNick
         if account == "*":
@@ -102,7 +107,7 @@ class SigningIn:
             return self.reply("FAIL", "REGISTER", "NEED_NICK", "*",
                               "Choose a nickname (NICK) first: it is what you register")
         if nick is None or account.casefold() != nick.casefold():
-            return self.reply("FAIL", "REGISTER", "ACCOUNT_NAME_MUST_BE_NICK", clean(account),
+            return self.reply("FAIL", "REGISTER", "ACCOUNT_NAME_MUST_BE_NICK", _shown(account),
                               "You can register only your current nickname")
         try:
             d = self.factory.lobby.register(self.user, password, account)
@@ -119,10 +124,12 @@ class SigningIn:
     def _registerFailed(self, account, refusal):
         code = {errors.AlreadyRegistered: "ACCOUNT_EXISTS", errors.NameTaken: "ACCOUNT_EXISTS",
                 errors.NameRegistered: "ACCOUNT_EXISTS", errors.BadPassword: "WEAK_PASSWORD",
+                errors.InvalidName: "BAD_ACCOUNT_NAME",
+                errors.TooManyAttempts: "TEMPORARILY_UNAVAILABLE",
                 errors.NotStored: "TEMPORARILY_UNAVAILABLE"}.get(type(refusal), "UNACCEPTABLE")
         if not isinstance(refusal, errors.ChatError):
             code, refusal = "TEMPORARILY_UNAVAILABLE", "Sorry, the server failed to do that"
-        self.reply("FAIL", "REGISTER", code, clean(account)[:64], str(refusal))
+        self.reply("FAIL", "REGISTER", code, _shown(account), str(refusal))
 
     # NickServ, for clients that know nothing else
 

@@ -43,7 +43,12 @@ class Talking:
                     self.numeric(w.ERR_CANNOTSENDTOCHAN, "#" + room.name,
                                  "Cannot send to channel: join it first")
                     continue
-                event = lobby.signal(self.user, room=room, tags=self.clientTags)
+                try:
+                    event = lobby.signal(self.user, room=room, tags=self.clientTags)
+                except (errors.Moderated, errors.CannotSend) as refusal:
+                    self.numeric(w.ERR_CANNOTSENDTOCHAN, "#" + room.name,
+                                 f"Cannot send to channel: {refusal}")
+                    continue
             else:
                 if target.casefold() not in lobby.names:
                     self.numeric(w.ERR_NOSUCHNICK, clean(target)[:64], "No such nick/channel")

@@ -67,7 +67,7 @@ LISTS = {"b": (RPL_BANLIST, RPL_ENDOFBANLIST, "End of channel ban list"),
 # The capabilities this door has, and nothing it does not.
 CAPABILITIES = ("account-notify", "account-tag", "away-notify", "batch",
                 "draft/account-registration", "draft/chathistory", "echo-message",
-                "extended-join", "invite-notify", "labeled-response", "message-tags",
+                "extended-join", "labeled-response", "message-tags",
                 "multi-prefix", "sasl", "server-time", "userhost-in-names")
 # The values CAP LS 302 gives them
 CAP_VALUES = {"sasl": "PLAIN", "draft/account-registration": "before-connect"}
