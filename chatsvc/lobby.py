@@ -101,6 +101,7 @@ class Lobby(Moderation, SigningIn, service.Service):
         self.accounts = Accounts(store, self.clock, settings)
         self.addressBans = {}  # mask -> (who set it, when, why): server-wide
         self._turns = {}  # room key -> Deferred: the change to it being stored now
+        self._secret = set()  # the secret rooms
 
     # Start and stop
 
@@ -115,6 +116,7 @@ class Lobby(Moderation, SigningIn, service.Service):
             room = self.rooms[record.name.casefold()] = Room(record)
             if f"room/{record.id}" in saved:
                 room.restore(saved[f"room/{record.id}"])
+                self.noteSecret(room)
         self.restoreServer(saved.get("server", {}))
         self._byName = sorted(self.rooms)
         self.accounts.startService()
@@ -280,13 +282,12 @@ class Lobby(Moderation, SigningIn, service.Service):
         can bound the work of one turn however few match.
         """
         match = roomMatcher(pattern)
-        if viewer is not None:  # secret rooms are listed only to who is in them
+        if viewer is not None:  # secret rooms are listed only to those who may see them
             inner = match or (lambda key: True)
 
             def match(key, inner=inner):
                 room = self.rooms.get(key)
-                return inner(key) and not (room is not None and room.secret
-                                           and viewer not in room.members)
+                return inner(key) and (room is None or self.canSee(viewer, room))
         busy = sorted(self._occupied, key=lambda r: (-len(r.members), r.key))
         keys = self._byName  # replaced, not changed, by a new room: safe to walk
         for room in busy:

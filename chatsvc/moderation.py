@@ -126,11 +126,31 @@ class Moderation:
 
         def failed(failure):
             undo()
+            self.noteSecret(room)
             self.log.failure("Could not store the settings of {room}", failure, room=room.name)
             raise errors.NotStored("That change", "nothing changed",
                                    self._notStoredBecause(failure))
+        self.noteSecret(room)
         d = self.store.saveSettings(f"room/{room.id}", room.settings())
         return d.addCallbacks(stored, failed)
+
+    # Secret rooms
+
+    def noteSecret(self, room):
+        """Keep count of the secret rooms, so that `list` counts them without walking every room."""
+        if room.secret and room.key in self.rooms:
+            self._secret.add(room)
+        else:
+            self._secret.discard(room)
+
+    def canSee(self, viewer, room) -> bool:
+        """A secret room is seen by its members, those its account gives a role, server operators."""
+        return (not room.secret or viewer in room.members or viewer.operator
+                or self.privileged(viewer, room))
+
+    def roomCount(self, viewer) -> int:
+        """How many rooms C{viewer} can see (secret ones are few: only they are walked)."""
+        return len(self.rooms) - sum(not self.canSee(viewer, room) for room in self._secret)
 
     def _snapshot(self, room):
         settings = room.settings()
@@ -458,6 +478,7 @@ class Moderation:
                 self._tell(member, Kicked(room.name, member.name, user.name, event.reason))
                 self._leave(member, room, "kicked", announce=False)
             del self.rooms[room.key]
+            self.noteSecret(room)
             self._byName = [key for key in self._byName if key != room.key]
             self._occupied.discard(room)
             self.log.info("{by} removed room {room}{how}", by=user.name, room=room.name,

@@ -399,7 +399,9 @@ class ReviewedRulesTests(RoomTests):
         self.assertRaises(errors.Moderated, self.lobby.signal, self.bob, room=self.room)
 
 
-class OwnerTests(TestCase):
+class Owned:
+    """olga owns kitchen and made otto (signed in) an operator; gus (a guest) is there too."""
+
     @inlineCallbacks
     def setUp(self):
         self.lobby = accountsLobby(self)
@@ -417,6 +419,8 @@ class OwnerTests(TestCase):
         yield self.lobby.join(self.guest, "kitchen")
         yield self.lobby.setModes(self.owner, self.room, [(True, "o", "otto")])
 
+
+class OwnerTests(Owned, TestCase):
     def test_theOwnersOperatorsKeepItByAccount(self):
         self.assertEqual(self.room.roles, {"otto": "o"})
 
@@ -462,3 +466,18 @@ class RegistrationLimitTests(TestCase):
         lobby.accounts.stopService()
         self.assertRaises(errors.ServerStopping, lobby.register, user, PASSWORD)
         yield None
+
+
+class SecretRoomTests(Owned, TestCase):
+    def test_theOwnerSeesTheirSecretRoomFromOutside(self):
+        self.successResultOf(self.lobby.setModes(self.owner, self.room, [(True, "s", None)]))
+        self.lobby.leave(self.owner, self.room)
+        self.lobby.leave(self.guest, self.room)
+        outsider = self.lobby.connect(Mind())
+        self.lobby.chooseName(outsider, "nosy")
+        listed = lambda user: [r for r in self.lobby.roomList(None, user) if r]  # noqa: E731
+        self.assertEqual(listed(self.owner), [("kitchen", 1)])
+        self.assertEqual(self.lobby.roomCount(self.owner), 1)
+        self.assertEqual(listed(outsider), [])
+        self.assertEqual(self.lobby.roomCount(outsider), 0)
+        self.assertEqual(listed(self.guest), [])  # a guest who left is an outsider again

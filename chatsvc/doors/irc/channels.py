@@ -25,8 +25,7 @@ class Channels:
         """
         lobby = self.factory.lobby
         room = lobby.rooms.get(channel[1:].casefold()) if channel.startswith("#") else None
-        if room is not None and not secretToo and room.secret and \
-                room.key not in self.user.rooms:
+        if room is not None and not secretToo and not lobby.canSee(self.user, room):
             room = None
         if room is None:
             self.numeric(w.ERR_NOSUCHCHANNEL, clean(channel)[:64], "No such channel")
@@ -168,7 +167,7 @@ class Channels:
         for channel in channels.split(",")[:1]:
             room = self.factory.lobby.rooms.get(channel[1:].casefold()) \
                 if channel.startswith("#") else None
-            if room is None or room.secret and room.key not in self.user.rooms:
+            if room is None or not self.factory.lobby.canSee(self.user, room):
                 self.numeric(w.RPL_ENDOFNAMES, clean(channel)[:64], "End of /NAMES list")
             else:
                 self._names(room)
@@ -180,7 +179,7 @@ class Channels:
         glob = pattern.split(",")[0] if pattern else None
         if glob and glob.startswith("#") and not ("*" in glob or "?" in glob):
             room = lobby.rooms.get(glob[1:].casefold())  # one channel, by name
-            shown = room is not None and (not room.secret or room.key in self.user.rooms)
+            shown = room is not None and lobby.canSee(self.user, room)
             rooms = iter([(room.name, len(room.members))] if shown else [])
         else:
             rooms = lobby.roomList(glob[1:] if glob and glob.startswith("#") else glob,
@@ -201,7 +200,7 @@ class Channels:
             mask = "*"
         if mask.startswith("#"):
             room = lobby.rooms.get(mask[1:].casefold())
-            if room is not None and (not room.secret or room.key in self.user.rooms):
+            if room is not None and lobby.canSee(self.user, room):
                 for user in room.members:
                     self._whoReply("#" + room.name, user, room)
         elif mask == "*" or "*" in mask or "?" in mask:

@@ -48,7 +48,7 @@ class Moderating:
         if room is None:
             return
         if not text:
-            if room.secret and room.key not in self.user.rooms:
+            if not self.factory.lobby.canSee(self.user, room):
                 return self.numeric(w.ERR_NOTONCHANNEL, "#" + room.name,
                                     "You're not on that channel")
             return self.sendTopic(room, asked=True)

@@ -188,10 +188,8 @@ class ChatProtocol(Moderating, Connection):
         lobby = self.factory.lobby
         here = self.room.name if self.room else None
         # Secret rooms are neither listed nor counted for those outside them.
-        total = sum(1 for room in lobby.rooms.values()
-                    if not room.secret or self.user in room.members)
-        self._sendPaced(wording.roomList(lobby.roomList(pattern, self.user), total,
-                                         here, pattern))
+        self._sendPaced(wording.roomList(lobby.roomList(pattern, self.user),
+                                         lobby.roomCount(self.user), here, pattern))
 
     def cmd_join(self, name, key=None):
         d = self.factory.lobby.join(self.user, name, key=key)
