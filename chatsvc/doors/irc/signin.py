@@ -9,7 +9,7 @@ import binascii
 from chatsvc import errors
 from chatsvc.doors.irc import wording as w
 from chatsvc.doors.irc.message import format
-from chatsvc.text import SCREEN_NAME, clean
+from chatsvc.text import SCREEN_NAME
 
 def _shown(account):
     """An account name as a middle parameter: itself if it is a name, else *."""
