@@ -21,7 +21,7 @@ from chatsvc.doors.sockets import deadAfter
 from chatsvc.lobby import Lobby
 from chatsvc.logs import LogOptions
 from chatsvc.settings import Settings
-from chatsvc.store import SYNCHRONOUS, SQLiteStore
+from chatsvc.store.sqlite import SYNCHRONOUS, SQLiteStore
 
 DEFAULT_LISTEN = "tcp:3000"
 

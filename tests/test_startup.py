@@ -397,7 +397,7 @@ class DatabaseCheckTests(_OneLine, TestCase):
         folder = os.path.abspath(self.mktemp())
         os.makedirs(folder)
         db = os.path.join(folder, "chat.sqlite3")
-        from chatsvc.store import SQLiteStore
+        from chatsvc.store.sqlite import SQLiteStore
         held = SQLiteStore(db)._lock()  # as a running server holds it
         self.addCleanup(held.close)
         for mode in [["-n", "--pidfile="], ["--pidfile=twistd.pid"]]:

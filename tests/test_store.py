@@ -11,7 +11,8 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import TestCase
 
-from chatsvc.store import DatabaseLost, Message, RoomRecord, SQLiteStore, _prepare
+from chatsvc.store import DatabaseLost, Message, RoomRecord
+from chatsvc.store.sqlite import SQLiteStore, _prepare
 from tests.e2e import PROJECT_ROOT
 
 
@@ -166,7 +167,7 @@ class OneProcessTests(TestCase):
         # A second server on the same database is refused, with the path and
         # what to do (at once here: it would wait for SQLite's busy timeout).
         out, err, code = yield self.inAnotherProcess(
-            "from chatsvc import store\n"
+            "from chatsvc.store import sqlite as store\n"
             "store.BUSY_TIMEOUT_MS = 0\n"
             "store.SQLiteStore(path).open(0)")
         self.assertIn(f"chatsvc.store.DatabaseInUse: The database {self.path} is in use"

@@ -19,7 +19,7 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 
 import chatsvc
-from chatsvc.store import SCHEMA
+from chatsvc.store.sqlite import SCHEMA
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(chatsvc.__file__)))
 _HOSTING = re.compile(rb"Hosting at 127\.0\.0\.1:(\d+) \(")
