@@ -10,7 +10,7 @@ import uuid
 from collections import deque
 
 from twisted.application import service
-from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
+from twisted.internet.defer import Deferred, FirstError, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -22,7 +22,7 @@ from chatsvc.events import (Arrival, Away, Joined, Left, MadeWay, Noticed, Page,
                             Quit, Renamed, Said, Signalled, Stopping, Whispered)
 from chatsvc.settings import Settings
 from chatsvc.rooms import RESERVED_ROOMS, ROOM_NAME, Room, roomMatcher
-from chatsvc.store import DatabaseLost, Message, RoomRecord
+from chatsvc.store import DatabaseLost, Message, RoomRecord, RoomTaken
 from chatsvc.text import SCREEN_NAME as _NAME, asAction, clean
 
 RESERVED_NAMES = {"nickserv"}  # the IRC door answers as NickServ: nobody may pose as it
@@ -94,7 +94,6 @@ class Lobby(Moderation, SigningIn, service.Service):
         self._returned = 0  # ... and come back from it, stored or not
         self._holdUntil = None  # broadcast once this many have come back
         self._broadcasting = False  # a broadcast is due at the end of this turn
-        self._nextRoomId = 1
         self._guests = 0
         self._clientTags = {}  # uid -> client-only tags of a message not yet sent
         self.mostOnline = 0  # the most users online at once since the start
@@ -110,7 +109,6 @@ class Lobby(Moderation, SigningIn, service.Service):
         self.accounts.load(self.store.loadAccounts())
         saved = self.store.loadSettings()
         for record in records:
-            self._nextRoomId = max(self._nextRoomId, record.id + 1)  # removed ones too
             if record.removed:
                 continue
             room = self.rooms[record.name.casefold()] = Room(record)
@@ -159,7 +157,6 @@ class Lobby(Moderation, SigningIn, service.Service):
         # A new list, not a changed one: a `list` being sent walks the old one.
         self._byName = self._byName[:]
         bisect.insort(self._byName, room.key)
-        self._nextRoomId = max(self._nextRoomId, room.id + 1)
 
     # Arriving and leaving
 
@@ -329,17 +326,15 @@ class Lobby(Moderation, SigningIn, service.Service):
                 len(self.rooms))
         if len(self.rooms) + len(self._creating) >= self.settings.max_rooms:
             raise errors.TooManyRooms(self.settings.max_rooms)
-        record = RoomRecord(self._nextRoomId, name, self._now())
-        self._nextRoomId += 1
+        record = RoomRecord(None, name, self._now())  # the store gives it an id
         self._creating[key] = []  # a second create of this name is refused meanwhile
         room = Room(record)
-        writes = [self.store.addRoom(record)]
         if user.account is not None:  # its owner, kept with it
             room.owner = user.account.casefold()
-            writes.append(self.store.saveSettings(f"room/{room.id}", room.settings()))
 
-        def stored(_):
+        def stored(kept):
             waiting = self._creating.pop(key)
+            room.id = kept.id
             self._addRoom(room)
             self.log.info("{user} created room {room}", user=user.name, room=name)
             joined = self.join(user, name, exclusive=exclusive) if user in self.users \
@@ -354,12 +349,16 @@ class Lobby(Moderation, SigningIn, service.Service):
         def failed(failure):
             for d in self._creating.pop(key):
                 d.errback(errors.NoSuchRoom(name))
+            if failure.check(RoomTaken):  # by another server, just now
+                raise errors.RoomExists(name, [self.rooms[k].name for k in
+                                               self._byName[:errors.RoomExists.SHOWN]],
+                                        len(self.rooms))
             self.log.failure("Could not store room {room}", failure, room=name)
             raise errors.NotStored(f"The room {name}", "it was not created",
                                    self._notStoredBecause(failure))
 
-        written = writes[0] if len(writes) == 1 else gatherResults(writes, consumeErrors=True)
-        return written.addCallbacks(stored, failed)
+        settings = room.settings() if room.owner is not None else None
+        return self.store.addRoom(record, settings).addCallbacks(stored, failed)
 
     def join(self, user: User, requested: str, *, exclusive=True, key=None) -> Deferred:
         """
@@ -494,9 +493,9 @@ class Lobby(Moderation, SigningIn, service.Service):
             raise errors.EmptyMessage()
         if action:  # "/me waves"
             text = asAction(text)
-        message = Message(room.id, room.nextSeq, uid or self.newUid(), user.name, text,
+        # The store numbers it, at commit: seqs are the order everyone sees.
+        message = Message(room.id, None, uid or self.newUid(), user.name, text,
                           self.now())
-        room.nextSeq += 1
         if tags:  # relayed with the message when it is sent, not stored
             self._clientTags[message.uid] = tags
         d = self.store.addMessage(message)
@@ -505,7 +504,7 @@ class Lobby(Moderation, SigningIn, service.Service):
                        errbackArgs=(room, message))
         return d
 
-    def _stored(self, _, room, message):
+    def _stored(self, message, room, _):
         self.stored += 1
         if not room.outbox:
             self._outboxes.append(room)

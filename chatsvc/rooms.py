@@ -72,7 +72,7 @@ class Room:
     room that has history.
     """
 
-    __slots__ = ("id", "name", "key", "created", "members", "nextSeq", "recent",
+    __slots__ = ("id", "name", "key", "created", "members", "recent",
                  "delivered", "outbox", "loading", "operators", "voiced", "invited",
                  "owner", "topic", "modes", "password", "limit", "lists", "roles")
     log = Logger()
@@ -83,7 +83,6 @@ class Room:
         self.key = record.name.casefold()
         self.created = record.created
         self.members = {}  # User -> None: a set that keeps join order
-        self.nextSeq = record.last_seq + 1
         self.recent = None  # a deque of the newest messages once read; None: not kept
         self.delivered = record.last_seq  # the seq of the newest message broadcast
         self.outbox = []  # stored this turn, to be broadcast at its end

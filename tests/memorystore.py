@@ -1,11 +1,12 @@
 """An in-memory IHistoryStore whose Deferreds fire at once, for unit tests."""
 
 import json
+from dataclasses import replace
 
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
-from chatsvc.store import IHistoryStore, RoomRecord
+from chatsvc.store import IHistoryStore, RoomRecord, RoomTaken
 
 
 @implementer(IHistoryStore)
@@ -64,8 +65,7 @@ class MemoryStore:
             d = Deferred()
             self.holding.append((apply, d))
             return d
-        apply()
-        return succeed(None)
+        return succeed(apply())
 
     def release(self, count=None):
         """
@@ -80,19 +80,37 @@ class MemoryStore:
             if self.failing:
                 d.errback(OSError("disk full"))
             else:
-                apply()
-                d.callback(None)
+                d.callback(apply())
         waiting = getattr(self, "_whenReleased", None)
         if waiting is not None and not self.holding:
             self._whenReleased = None
             waiting.callback(None)
 
-    def addRoom(self, room):
-        return self._write(lambda: self.rooms.__setitem__(room.id, room))
+    def addRoom(self, room, settings=None):
+        """As a real store: an id of its own, RoomTaken for a name in use, settings alongside."""
+        key = room.name.casefold()
+        if any(r.name.casefold() == key and r.id not in self.removed
+               for r in self.rooms.values()):
+            return fail(RoomTaken(room.name))
+        if room.id is None:
+            room = replace(room, id=max([0, *self.rooms, *self.removed]) + 1)
+
+        def apply():
+            self.rooms[room.id] = room
+            if settings is not None:
+                self.settings[f"room/{room.id}"] = json.loads(json.dumps(settings))
+            return room
+        return self._write(apply)
 
     def addMessage(self, message):
-        return self._write(
-            lambda: self.messages.setdefault(message.room_id, []).append(message))
+        """Numbered when it is committed (here: applied), as a real store does."""
+        def apply():
+            stored = self.messages.setdefault(message.room_id, [])
+            kept = message if message.seq is not None else replace(
+                message, seq=(stored[-1].seq if stored else 0) + 1)
+            stored.append(kept)
+            return kept
+        return self._write(apply)
 
     def page(self, room_id, low, high):
         return succeed([m for m in self.messages.get(room_id, []) if low <= m.seq < high])

@@ -46,7 +46,7 @@ class LobbyTests(TestCase):
         lobby = makeLobby(store, history_replay=3)
         self.assertEqual(list(lobby.roomList()), [("kitchen", 0)])
         room = lobby.rooms["kitchen"]
-        self.assertEqual(room.nextSeq, 11)
+        self.assertEqual(room.delivered, 10)  # the newest seq: the store numbers the next
         self.assertIsNone(room.recent)  # read when someone joins, not at start-up
         user = lobby.connect(Mind())
         lobby.chooseName(user, "bob")

@@ -58,6 +58,10 @@ class DatabaseInUse(Exception):
             " or give this one a database of its own.")
 
 
+class RoomTaken(Exception):
+    """A room of that name exists already (another server may have just created it)."""
+
+
 class IHistoryStore(Interface):
     def open(recent):
         """
@@ -68,11 +72,23 @@ class IHistoryStore(Interface):
         @return: a list of L{RoomRecord}s, each with its last seq.
         """
 
-    def addRoom(room):
-        """Store a new L{RoomRecord}; the Deferred fires once it is durable."""
+    def addRoom(room, settings=None):
+        """
+        Store a new L{RoomRecord} (with C{settings} for its scope, in the same
+        transaction). Its C{id} is None: the store gives it one, unique for
+        good (a removed room's id is never given again). The Deferred fires
+        with the record as stored, once durable, or fails with L{RoomTaken}
+        if a room of that name (casefolded) exists, whoever created it.
+        """
 
     def addMessage(message):
-        """Store a L{Message}; the Deferred fires once it is durable."""
+        """
+        Store a L{Message} whose C{seq} is None: the store numbers it, at
+        commit, one more than the room's last, so that a room's seqs have no
+        gaps and become visible in order, however many servers write to it.
+        The Deferred fires with the message as stored (its seq filled in),
+        once durable.
+        """
 
     def page(room_id, low, high):
         """The messages of a room with C{low <= seq < high}, oldest first (Deferred)."""

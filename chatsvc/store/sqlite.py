@@ -4,15 +4,17 @@ import json
 import os
 import sqlite3
 import time
+from dataclasses import replace
 from urllib.parse import quote
 
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred, fail, gatherResults, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatsvc.store import DatabaseInUse, DatabaseLost, IHistoryStore, Message, RoomRecord
+from chatsvc.store import (DatabaseInUse, DatabaseLost, IHistoryStore, Message, RoomRecord,
+                           RoomTaken)
 
 
 SCHEMA = """
@@ -49,6 +51,8 @@ CREATE TABLE IF NOT EXISTS settings (
 """
 REMOVED = "\x00removed/"  # the key of a removed room whose history is kept: its name is free
 _COLUMNS = "room_id, seq, uid, sender, text, ts"
+_INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+_SAVE_SETTINGS = "INSERT OR REPLACE INTO settings (scope, value) VALUES (?, ?)"
 
 
 # How hard a commit waits for the disk, by --durability:
@@ -156,6 +160,11 @@ class SQLiteStore:
             rooms = [RoomRecord(room_id, name, created, last or 0,
                                 removed=key.startswith(REMOVED))
                      for room_id, name, created, last, key in rows]
+            # This process is the only writer (the lock): ids and seqs are
+            # counted here and given out in the writer, at commit.
+            self._lastSeq = {room.id: room.last_seq for room in rooms}
+            self._keys = {room.name.casefold(): room.id for room in rooms if not room.removed}
+            self._nextRoomId = max((room.id for room in rooms), default=0) + 1
             if recent > 0:
                 rooms = [self._withRecent(connection, room, recent) for room in rooms]
         except BaseException:
@@ -201,28 +210,46 @@ class SQLiteStore:
                              (hashed, name.casefold()))
 
     def saveSettings(self, scope, settings) -> Deferred:
-        return self._enqueue("INSERT OR REPLACE INTO settings (scope, value) VALUES (?, ?)",
-                             (scope, json.dumps(settings, sort_keys=True)))
+        return self._enqueue(_SAVE_SETTINGS, (scope, json.dumps(settings, sort_keys=True)))
 
     def removeRoom(self, room_id, forget) -> Deferred:
-        if forget:  # one after the other in the queue: one transaction, as a rule
-            return gatherResults([
-                self._enqueue("DELETE FROM messages WHERE room_id = ?", (room_id,)),
-                self._enqueue("DELETE FROM settings WHERE scope = ?", (f"room/{room_id}",)),
-                self._enqueue("DELETE FROM rooms WHERE id = ?", (room_id,))],
-                consumeErrors=True)
-        return self._enqueue("UPDATE rooms SET key = ? WHERE id = ?",
-                             (f"{REMOVED}{room_id}", room_id))
+        if forget:
+            d = self._enqueue("DELETE FROM messages WHERE room_id = ?", (room_id,), [
+                ("DELETE FROM settings WHERE scope = ?", (f"room/{room_id}",)),
+                ("DELETE FROM rooms WHERE id = ?", (room_id,))])
+        else:
+            d = self._enqueue("UPDATE rooms SET key = ? WHERE id = ?",
+                              (f"{REMOVED}{room_id}", room_id))
 
-    def addRoom(self, room: RoomRecord) -> Deferred:
-        return self._enqueue(
-            "INSERT INTO rooms (id, name, key, created) VALUES (?, ?, ?, ?)",
-            (room.id, room.name, room.name.casefold(), room.created))
+        def removed(_):  # its name is free now
+            self._keys = {k: i for k, i in self._keys.items() if i != room_id}
+        return d.addCallback(removed)
+
+    def addRoom(self, room: RoomRecord, settings=None) -> Deferred:
+        key = room.name.casefold()
+        if key in self._keys:
+            return fail(RoomTaken(room.name))
+        if room.id is None:
+            room = replace(room, id=self._nextRoomId)
+        self._nextRoomId = max(self._nextRoomId, room.id + 1)
+        self._keys[key] = room.id
+        self._lastSeq.setdefault(room.id, 0)
+        companions = []
+        if settings is not None:  # in the same transaction
+            companions.append((_SAVE_SETTINGS, (f"room/{room.id}",
+                                                json.dumps(settings, sort_keys=True))))
+        d = self._enqueue("INSERT INTO rooms (id, name, key, created) VALUES (?, ?, ?, ?)",
+                          (room.id, room.name, key, room.created), companions)
+
+        def refused(failure):
+            self._keys.pop(key, None)
+            return failure
+        return d.addCallbacks(lambda _: room, refused)
 
     def addMessage(self, m: Message) -> Deferred:
-        return self._enqueue(
-            f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-            (m.room_id, m.seq, m.uid, m.sender, m.text, m.timestamp))
+        # A seq of None is given in the writer, at commit (see _insert).
+        return self._enqueue(_INSERT_MESSAGE,
+                             (m.room_id, m.seq, m.uid, m.sender, m.text, m.timestamp))
 
     def page(self, room_id: int, low: int, high: int) -> Deferred:
         d = self._pool.runQuery(
@@ -250,7 +277,11 @@ class SQLiteStore:
         self._pool.close()
         self._holder.close()
 
-    def _enqueue(self, statement, row) -> Deferred:
+    def _enqueue(self, statement, row, companions=()) -> Deferred:
+        """
+        Queue one write; C{companions}, (statement, row) each, go in the same
+        transaction right after it, answered by its Deferred.
+        """
         if self._closing:
             return fail(RuntimeError("the store is closed"))
         if self._lost is not None:
@@ -258,6 +289,7 @@ class SQLiteStore:
             return fail(self._lost)
         d = Deferred()
         self._queue.append((statement, row, d))
+        self._queue.extend((statement, row, None) for statement, row in companions)
         if not self._writing:
             # Start at the end of this reactor turn, so that everything read
             # in it (a burst from many users) shares one transaction.
@@ -266,13 +298,31 @@ class SQLiteStore:
         return d
 
     def _writeBatch(self):
-        batch = self._queue[:self.BATCH_MAX]
-        del self._queue[:self.BATCH_MAX]
+        end = min(self.BATCH_MAX, len(self._queue))
+        while end < len(self._queue) and self._queue[end][2] is None:
+            end += 1  # a write's companions go in its transaction
+        batch = self._queue[:end]
+        del self._queue[:end]
         self._writing = True
         self._started = self._monotonic()
         self._pool.runInteraction(self._insert, batch).addBoth(self._written, batch)
 
     def _insert(self, cursor, batch):
+        """
+        Write C{batch} in one transaction (in the writer thread), numbering
+        the messages that have no seq yet. Returns their seqs by place in the
+        batch, and each room's last seq after it.
+        """
+        rows, seqs, last = [], {}, {}
+        for i, (statement, row, _) in enumerate(batch):
+            if statement is _INSERT_MESSAGE:
+                room = row[0]
+                seq = row[1]
+                if seq is None:
+                    seq = seqs[i] = last.get(room, self._lastSeq.get(room, 0)) + 1
+                    row = (room, seq) + row[2:]
+                last[room] = max(seq, last.get(room, self._lastSeq.get(room, 0)))
+            rows.append(row)
         # Consecutive rows for the same statement go in one executemany.
         start = 0
         while start < len(batch):
@@ -280,9 +330,10 @@ class SQLiteStore:
             end = start
             while end < len(batch) and batch[end][0] == statement:
                 end += 1
-            cursor.executemany(statement, [row for _, row, _ in batch[start:end]])
+            cursor.executemany(statement, rows[start:end])
             start = end
         self._checkFiles()  # raising rolls the batch back: nothing is acknowledged
+        return seqs, last
 
     def _checkFiles(self):
         """
@@ -304,6 +355,9 @@ class SQLiteStore:
 
     def _written(self, result, batch):
         self._writing = False
+        if not isinstance(result, Failure):
+            seqs, last = result
+            self._lastSeq.update(last)  # before the next batch numbers any
         if self._queue:  # keep the writer busy before telling anyone
             self._writeBatch()
         if isinstance(result, Failure):
@@ -316,13 +370,19 @@ class SQLiteStore:
             else:
                 self.log.failure("Could not store {count} records", result, count=len(batch))
             for _, _, d in batch:
-                d.errback(result)
+                if d is not None:
+                    d.errback(result)
         else:
             self.transactions += 1
             if self.observeCommit is not None:
                 self.observeCommit(self._monotonic() - self._started)
-            for _, _, d in batch:
-                d.callback(None)
+            for i, (statement, row, d) in enumerate(batch):
+                if d is None:
+                    continue
+                if statement is _INSERT_MESSAGE:  # the message as stored
+                    d.callback(Message(row[0], seqs.get(i, row[1]), *row[2:]))
+                else:
+                    d.callback(None)
         if not self._writing:
             waiters, self._idleWaiters = self._idleWaiters, []
             for waiter in waiters:
