@@ -20,6 +20,7 @@ class MemoryStore:
         self.accounts = {}  # key -> (name, hash, created)
         self.settings = {}  # scope -> dict
         self.removed = set()  # ids of rooms removed with their history kept
+        self.lastId = 0  # the highest room id given: never given again
 
     def open(self, recent):
         return [RoomRecord(r.id, r.name, r.created,
@@ -27,6 +28,13 @@ class MemoryStore:
                            tuple(self.messages.get(r.id, [])[-recent:] if recent else ()),
                            r.id in self.removed)
                 for r in self.rooms.values()]
+
+    def lastSeqs(self, room_ids):
+        return succeed({i: (self.messages[i][-1].seq if self.messages.get(i) else 0)
+                        for i in room_ids})
+
+    def roomsAfter(self, room_id):
+        return succeed([r for r in self.open(0) if r.id > room_id])
 
     def loadAccounts(self):
         return list(self.accounts.values())
@@ -93,7 +101,8 @@ class MemoryStore:
                for r in self.rooms.values()):
             return fail(RoomTaken(room.name))
         if room.id is None:
-            room = replace(room, id=max([0, *self.rooms, *self.removed]) + 1)
+            self.lastId = max([self.lastId, *self.rooms, *self.removed]) + 1
+            room = replace(room, id=self.lastId)
 
         def apply():
             self.rooms[room.id] = room

@@ -99,6 +99,12 @@ class IHistoryStore(Interface):
     def seqAt(room_id, timestamp):
         """The seq of a room's first message stamped at or after C{timestamp}, or None."""
 
+    def lastSeqs(room_ids):
+        """room id -> its last seq, for each of C{room_ids} (Deferred): the position check."""
+
+    def roomsAfter(room_id):
+        """L{RoomRecord}s (with last_seq and removed) of the rooms with ids above C{room_id}."""
+
     def loadAccounts():
         """Every account as (name, password hash, created), synchronously after open()."""
 

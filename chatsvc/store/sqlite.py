@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS settings (
     value TEXT NOT NULL
 );
 """
+FORGOTTEN = "\x00forgotten/"  # ... and of one whose history went with it: only its id stays
 REMOVED = "\x00removed/"  # the key of a removed room whose history is kept: its name is free
 _COLUMNS = "room_id, seq, uid, sender, text, ts"
 _INSERT_MESSAGE = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
@@ -157,14 +158,17 @@ class SQLiteStore:
                 "SELECT id, name, created,"
                 " (SELECT MAX(seq) FROM messages WHERE room_id = rooms.id), key"
                 " FROM rooms ORDER BY id")
+            rows = rows.fetchall()
+            self._nextRoomId = max((row[0] for row in rows), default=0) + 1
             rooms = [RoomRecord(room_id, name, created, last or 0,
                                 removed=key.startswith(REMOVED))
-                     for room_id, name, created, last, key in rows]
+                     for room_id, name, created, last, key in rows
+                     if not key.startswith(FORGOTTEN)]
             # This process is the only writer (the lock): ids and seqs are
             # counted here and given out in the writer, at commit.
             self._lastSeq = {room.id: room.last_seq for room in rooms}
             self._keys = {room.name.casefold(): room.id for room in rooms if not room.removed}
-            self._nextRoomId = max((room.id for room in rooms), default=0) + 1
+
             if recent > 0:
                 rooms = [self._withRecent(connection, room, recent) for room in rooms]
         except BaseException:
@@ -193,6 +197,17 @@ class SQLiteStore:
         return RoomRecord(room.id, room.name, room.created, room.last_seq,
                           tuple(Message(*r) for r in reversed(newest)), room.removed)
 
+    def lastSeqs(self, room_ids) -> Deferred:
+        # The only writer knows: what it has committed is all there is.
+        return succeed({room_id: self._lastSeq.get(room_id, 0) for room_id in room_ids})
+
+    def roomsAfter(self, room_id) -> Deferred:
+        d = self._pool.runQuery(
+            "SELECT id, name, created, key FROM rooms WHERE id > ? ORDER BY id", (room_id,))
+        return d.addCallback(lambda rows: [
+            RoomRecord(i, name, created, self._lastSeq.get(i, 0), removed=key.startswith(REMOVED))
+            for i, name, created, key in rows if not key.startswith(FORGOTTEN)])
+
     def loadAccounts(self) -> list:
         return self._holder.execute("SELECT name, hash, created FROM accounts").fetchall()
 
@@ -213,13 +228,13 @@ class SQLiteStore:
         return self._enqueue(_SAVE_SETTINGS, (scope, json.dumps(settings, sort_keys=True)))
 
     def removeRoom(self, room_id, forget) -> Deferred:
-        if forget:
-            d = self._enqueue("DELETE FROM messages WHERE room_id = ?", (room_id,), [
-                ("DELETE FROM settings WHERE scope = ?", (f"room/{room_id}",)),
-                ("DELETE FROM rooms WHERE id = ?", (room_id,))])
-        else:
-            d = self._enqueue("UPDATE rooms SET key = ? WHERE id = ?",
-                              (f"{REMOVED}{room_id}", room_id))
+        # Its row stays, under a key that frees its name: so that its id,
+        # the highest maybe, is never given to another room.
+        forgetting = [("DELETE FROM messages WHERE room_id = ?", (room_id,)),
+                      ("DELETE FROM settings WHERE scope = ?", (f"room/{room_id}",))]
+        d = self._enqueue("UPDATE rooms SET key = ? WHERE id = ?",
+                          (f"{FORGOTTEN if forget else REMOVED}{room_id}", room_id),
+                          forgetting if forget else ())
 
         def removed(_):  # its name is free now
             self._keys = {k: i for k, i in self._keys.items() if i != room_id}
