@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 
 from chatsvc import errors
 from chatsvc.accounts import Accounts
+from chatsvc.cluster import Cluster
 from chatsvc.moderation import Moderation
 from chatsvc.signing import SigningIn
 from chatsvc.events import (Arrival, Away, Joined, Left, MadeWay, Noticed, Page,
@@ -60,7 +61,7 @@ class User:
             yield f"{name}!{ident}@{host}".casefold()
 
 
-class Lobby(Moderation, SigningIn, service.Service):
+class Lobby(Cluster, Moderation, SigningIn, service.Service):
     """
     Holds the users online and the rooms with their history. Synchronous
     where it can be; a Deferred wherever the store is involved.
@@ -69,10 +70,11 @@ class Lobby(Moderation, SigningIn, service.Service):
     log = Logger()
 
     def __init__(self, store, settings: Settings = Settings(), clock=None,
-                 wallclock=time.time):
+                 wallclock=time.time, bus=None):
         if clock is None:
             from twisted.internet import reactor as clock
         self.store = store
+        self.bus = bus  # how servers sharing the store tell each other (None: one server)
         self.settings = settings
         self.clock = clock  # durations (the server runs it on a monotonic clock)
         self._now = wallclock  # messages' time stamps
@@ -88,7 +90,7 @@ class Lobby(Moderation, SigningIn, service.Service):
         self._broadcastCall = None
         self._creating = {}  # room key being stored right now -> Deferreds of joins waiting
         self._outboxes = []  # rooms with stored messages not broadcast yet
-        self._delivered = []  # (Deferred, message): says to confirm once broadcast
+        self._delivered = {}  # uid -> Deferred: a say to confirm once broadcast
         self._handedIn = 0  # messages given to the store so far
         self.stored = 0  # ... and stored (--metrics counts them)
         self._returned = 0  # ... and come back from it, stored or not
@@ -117,6 +119,7 @@ class Lobby(Moderation, SigningIn, service.Service):
                 self.noteSecret(room)
         self.restoreServer(saved.get("server", {}))
         self._byName = sorted(self.rooms)
+        self.startCluster()
         self.accounts.startService()
         self.log.info("Loaded {rooms} rooms and {accounts} accounts", rooms=len(self.rooms),
                       accounts=len(self.accounts.byKey))
@@ -129,6 +132,7 @@ class Lobby(Moderation, SigningIn, service.Service):
         """
         super().stopService()
         self.stopping = True
+        self.stopCluster()
         if self.accounts.running:
             self.accounts.stopService()
         d = self.store.close()
@@ -157,6 +161,7 @@ class Lobby(Moderation, SigningIn, service.Service):
         # A new list, not a changed one: a `list` being sent walks the old one.
         self._byName = self._byName[:]
         bisect.insort(self._byName, room.key)
+        self._byId[room.id] = room
 
     # Arriving and leaving
 
@@ -336,6 +341,7 @@ class Lobby(Moderation, SigningIn, service.Service):
             waiting = self._creating.pop(key)
             room.id = kept.id
             self._addRoom(room)
+            self.roomAdded(room)
             self.log.info("{user} created room {room}", user=user.name, room=name)
             joined = self.join(user, name, exclusive=exclusive) if user in self.users \
                 else succeed(None)
@@ -350,9 +356,13 @@ class Lobby(Moderation, SigningIn, service.Service):
             for d in self._creating.pop(key):
                 d.errback(errors.NoSuchRoom(name))
             if failure.check(RoomTaken):  # by another server, just now
-                raise errors.RoomExists(name, [self.rooms[k].name for k in
-                                               self._byName[:errors.RoomExists.SHOWN]],
-                                        len(self.rooms))
+                def exists(_):
+                    if not exclusive and key in self.rooms:  # IRC: joining makes or joins
+                        return self.join(user, name, exclusive=False)
+                    raise errors.RoomExists(name, [self.rooms[k].name for k in
+                                                   self._byName[:errors.RoomExists.SHOWN]],
+                                            len(self.rooms))
+                return self.lookElsewhere().addCallback(exists)
             self.log.failure("Could not store room {room}", failure, room=name)
             raise errors.NotStored(f"The room {name}", "it was not created",
                                    self._notStoredBecause(failure))
@@ -360,7 +370,8 @@ class Lobby(Moderation, SigningIn, service.Service):
         settings = room.settings() if room.owner is not None else None
         return self.store.addRoom(record, settings).addCallbacks(stored, failed)
 
-    def join(self, user: User, requested: str, *, exclusive=True, key=None) -> Deferred:
+    def join(self, user: User, requested: str, *, exclusive=True, key=None,
+             looked=False) -> Deferred:
         """
         Put C{user} in a room (C{key}: the password of a +k room); with
         C{exclusive} (the native front door), out of any other room first.
@@ -375,6 +386,10 @@ class Lobby(Moderation, SigningIn, service.Service):
             self._creating[folded].append(waiting)
             return waiting.addCallback(
                 lambda _: self.join(user, requested, exclusive=exclusive, key=key))
+        if room is None and self.bus is not None and not looked:
+            # Another server may have created it a moment ago.
+            return self.lookElsewhere().addCallback(lambda _: self.join(
+                user, requested, exclusive=exclusive, key=key, looked=True))
         if room is None:
             raise errors.NoSuchRoom(clean(requested).strip())
         if room.key in user.rooms:
@@ -393,6 +408,8 @@ class Lobby(Moderation, SigningIn, service.Service):
             for other in list(user.rooms.values()):
                 self._leave(user, other, "moved")
         others = tuple(u.name for u in room.members)
+        if not room.members:
+            self.hereNow(room)  # its messages from other servers, from now on
         room.broadcast(Joined(room.name, user.name))
         self.entered(user, room)
         room.members[user] = None
@@ -406,6 +423,10 @@ class Lobby(Moderation, SigningIn, service.Service):
 
     def _readRecent(self, room) -> Deferred:
         """Fill C{room.recent} from the store; every join waiting for it shares one read."""
+        def empty():  # nothing to read
+            room.recent = deque(maxlen=replay)
+            return succeed(None)
+
         waiter = Deferred()
         if room.loading is not None:
             room.loading.append(waiter)
@@ -435,11 +456,13 @@ class Lobby(Moderation, SigningIn, service.Service):
                 else:
                     d.callback(None)
 
-        if replay and room.delivered:
+        caughtUp = self.firstHere(room)  # with other servers: subscribe, then the last seq
+        if caughtUp is not None:
+            d = caughtUp.addCallback(lambda _: read() if replay and room.delivered else empty())
+        elif replay and room.delivered:
             d = read()
-        else:  # nothing to read
-            room.recent = deque(maxlen=replay)
-            d = succeed(None)
+        else:
+            d = empty()
         d.addBoth(done)
         return waiter.addErrback(lambda _: self._unreadable(room))
 
@@ -459,6 +482,7 @@ class Lobby(Moderation, SigningIn, service.Service):
         if not room.members:
             self._occupied.discard(room)
             self._forgetIfEmpty(room)
+            self.lastHereLeft(room)
         if announce:
             room.broadcast(Left(room.name, user.name, why, text))
 
@@ -506,11 +530,9 @@ class Lobby(Moderation, SigningIn, service.Service):
 
     def _stored(self, message, room, _):
         self.stored += 1
-        if not room.outbox:
-            self._outboxes.append(room)
-        room.outbox.append(message)
-        delivered = Deferred()
-        self._delivered.append((delivered, message))
+        delivered = self._delivered[message.uid] = Deferred()
+        self.accept(room, message)  # in seq order with every other server's
+        self.published(room, (message,))
         self._returned += 1
         self._release()
         return delivered
@@ -532,10 +554,15 @@ class Lobby(Moderation, SigningIn, service.Service):
 
     def _broadcastStored(self):
         self._broadcasting = False
+        if self._toPublish:
+            self.publishStored()
         rooms, self._outboxes = self._outboxes, []
+        confirmed = []
         for room in rooms:
             messages, room.outbox = tuple(room.outbox), []
             room.delivered = messages[-1].seq
+            if self._delivered:
+                confirmed.extend(m for m in messages if m.uid in self._delivered)
             if room.members:
                 room.recent.extend(messages)
                 tags = {}
@@ -548,9 +575,8 @@ class Lobby(Moderation, SigningIn, service.Service):
                 for m in messages:
                     self._clientTags.pop(m.uid, None)
                 self._forgetIfEmpty(room)
-        delivered, self._delivered = self._delivered, []
-        for d, message in delivered:
-            d.callback(message)
+        for message in confirmed:  # what was said here: its sender hears it is sent
+            self._delivered.pop(message.uid).callback(message)
 
     @staticmethod
     def _notStoredBecause(failure):

@@ -72,7 +72,8 @@ class Room:
     room that has history.
     """
 
-    __slots__ = ("id", "name", "key", "created", "members", "recent",
+    __slots__ = ("id", "name", "key", "created", "members", "recent", "queued", "ahead",
+                 "filling", "gapTimer",
                  "delivered", "outbox", "loading", "operators", "voiced", "invited",
                  "owner", "topic", "modes", "password", "limit", "lists", "roles")
     log = Logger()
@@ -85,6 +86,10 @@ class Room:
         self.members = {}  # User -> None: a set that keeps join order
         self.recent = None  # a deque of the newest messages once read; None: not kept
         self.delivered = record.last_seq  # the seq of the newest message broadcast
+        self.queued = record.last_seq  # ... and of the newest to be (in the outbox)
+        self.ahead = {}  # seq -> a message that came before those ahead of it in the room
+        self.filling = False  # a hole is being read from the store
+        self.gapTimer = None  # when a hole will be read from the store
         self.outbox = []  # stored this turn, to be broadcast at its end
         self.loading = None  # Deferreds waiting for `recent` to be read
         self.operators = set()  # members who run the room now

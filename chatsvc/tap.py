@@ -46,7 +46,8 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
         "is kept in an SQLite database.")
     optParameters = [
         ["db", None, "chatroom.sqlite3",
-         "SQLite file holding rooms and history; created if missing."],
+         "SQLite file holding rooms and history (created if missing), or a PostgreSQL"
+         " URL, postgresql://USER@HOST/DB, which several servers may share."],
         ["durability", None, "full",
          "full: each commit is flushed to disk (fsync), so an acknowledged message"
          " survives a power loss; crash: it survives the server being killed but"
@@ -97,6 +98,10 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
          " (default: this host's name)."],
         ["irc-password", None, None,
          "A password IRC clients must give (PASS) to connect (default: none)."],
+        ["bus", None, None,
+         "With --db postgresql://..., several servers on one database tell each"
+         " other what happens through this Redis: redis://HOST:6379 (default: none,"
+         " one server)."],
         ["accounts", None, "optional",
          "optional: guests may join and talk beside registered users; required:"
          " only users signed in to an account may."],
@@ -183,13 +188,33 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
         if self["durability"] not in SYNCHRONOUS:
             raise usage.UsageError(
                 f"--durability takes full or crash, not {self['durability']!r}.")
-        folder = os.path.dirname(os.path.abspath(self["db"]))
-        if not os.path.isdir(folder):
-            raise usage.UsageError(f"--db {self['db']!r}: there is no folder {folder}.")
-        if os.path.isdir(self["db"]):
-            raise usage.UsageError(
-                f"--db {self['db']!r} is a folder; give a file in it, such as"
-                f" {os.path.join(self['db'], 'chatroom.sqlite3')}.")
+        if isPostgres(self["db"]):
+            try:
+                import psycopg  # noqa: F401 (the postgres extra)
+            except ImportError as e:
+                raise usage.UsageError(f"--db postgresql://... needs the postgres extra ({e}):"
+                                       " pip install 'chatsvc[postgres]'")
+        else:
+            folder = os.path.dirname(os.path.abspath(self["db"]))
+            if not os.path.isdir(folder):
+                raise usage.UsageError(f"--db {self['db']!r}: there is no folder {folder}.")
+            if os.path.isdir(self["db"]):
+                raise usage.UsageError(
+                    f"--db {self['db']!r} is a folder; give a file in it, such as"
+                    f" {os.path.join(self['db'], 'chatroom.sqlite3')}.")
+        if self["bus"] is not None:
+            if not isPostgres(self["db"]):
+                raise usage.UsageError("--bus needs --db postgresql://...: servers that share"
+                                       " a chat share one PostgreSQL database.")
+            try:
+                from chatsvc.bus.redis import parseRedisURL
+            except ImportError as e:
+                raise usage.UsageError(f"--bus redis://... needs the redis extra ({e}):"
+                                       " pip install 'chatsvc[redis]'")
+            try:
+                parseRedisURL(self["bus"])
+            except ValueError as e:
+                raise usage.UsageError(f"--bus {self['bus']!r}: {e}")
         if self["registration"] not in ("anytime", "connected"):
             raise usage.UsageError(
                 f"--registration takes anytime or connected, not {self['registration']!r}.")
@@ -257,6 +282,10 @@ class _FreezeStartup(Service):
         gc.freeze()
 
 
+def isPostgres(db: str) -> bool:
+    return db.startswith(("postgresql://", "postgres://"))
+
+
 def _monotonic(reactor):
     """
     Run the reactor's timers on a monotonic clock: on the wall clock (Twisted's
@@ -276,9 +305,18 @@ def makeService(options) -> MultiService:
 
     _monotonic(reactor)
     top = startup.Server(options)
-    store = SQLiteStore(options["db"], durability=options["durability"])
+    if isPostgres(options["db"]):
+        from chatsvc.store.postgres import PostgresStore
+        store = PostgresStore(options["db"], reactor)
+    else:
+        store = SQLiteStore(options["db"], durability=options["durability"])
     top.checks.append((f"--db {options['db']}", store.probe))
-    lobby = Lobby(store, options.settings, reactor)
+    bus = None
+    if options["bus"] is not None:  # started before the Lobby, which subscribes
+        from chatsvc.bus.redis import RedisBus
+        bus = RedisBus(options["bus"], reactor)
+        bus.setServiceParent(top)
+    lobby = Lobby(store, options.settings, reactor, bus=bus)
     lobby.setServiceParent(top)
     _FreezeStartup().setServiceParent(top)
     addresses = Addresses(options.settings, reactor, options["exempt"])
