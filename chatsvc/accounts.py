@@ -17,7 +17,7 @@ from twisted.python.threadpool import ThreadPool
 
 from chatsvc import errors
 from chatsvc.doors.flow import TokenBucket
-from chatsvc.store import DatabaseLost
+from chatsvc.store import AccountTaken, DatabaseLost
 
 # scrypt's cost: 2**14 rounds of 8-byte blocks, 16 MiB and tens of ms a hash
 # (OWASP's minimum). Kept in each hash, so raising it later breaks nothing.
@@ -233,6 +233,8 @@ class Accounts(service.Service):
     def _notStored(failure, what):
         if failure.check(errors.ChatError):
             return failure
+        if failure.check(AccountTaken):  # by another server, just now
+            raise errors.AlreadyRegistered(failure.value.name)
         lost = failure.check(DatabaseLost) is not None
         raise errors.NotStored(what, "nothing changed",
                                errors.NotStored.LOST if lost else errors.NotStored.AGAIN)

@@ -233,6 +233,14 @@ class TooManyAttempts(ChatError):
                          f" {plural(max(1, round(wait)), 'second')}.")
 
 
+class ClusterUnavailable(ChatError):
+    reason = "no database"
+
+    def __init__(self):
+        super().__init__("This server cannot reach its database just now, so it admits nobody"
+                         " new. Try again in a moment (or another server).")
+
+
 class ServerBusy(ChatError):
     reason = "busy checking passwords"
 

@@ -18,6 +18,7 @@ from chatsvc import errors
 from chatsvc.accounts import Accounts
 from chatsvc.cluster import Cluster
 from chatsvc.moderation import Moderation
+from chatsvc.presence import Presence
 from chatsvc.signing import SigningIn
 from chatsvc.events import (Arrival, Away, Joined, Left, MadeWay, Noticed, Page,
                             Quit, Renamed, Said, Signalled, Stopping, Whispered)
@@ -44,6 +45,7 @@ class User:
         self.operator = False  # a server operator
         self.account = None  # the account signed in to (its name as registered), if any
         self.ident = None  # the username an IRC client gave, shown in masks
+        self.claiming = None  # with several servers: a Deferred while the name is claimed
         self.rooms = {}  # room key -> Room
         # room key -> the seq of the oldest message this user has been sent
         # there: `history` pages back from it.
@@ -61,7 +63,7 @@ class User:
             yield f"{name}!{ident}@{host}".casefold()
 
 
-class Lobby(Cluster, Moderation, SigningIn, service.Service):
+class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
     """
     Holds the users online and the rooms with their history. Synchronous
     where it can be; a Deferred wherever the store is involved.
@@ -120,6 +122,7 @@ class Lobby(Cluster, Moderation, SigningIn, service.Service):
         self.restoreServer(saved.get("server", {}))
         self._byName = sorted(self.rooms)
         self.startCluster()
+        self.startPresence()
         self.accounts.startService()
         self.log.info("Loaded {rooms} rooms and {accounts} accounts", rooms=len(self.rooms),
                       accounts=len(self.accounts.byKey))
@@ -135,7 +138,8 @@ class Lobby(Cluster, Moderation, SigningIn, service.Service):
         self.stopCluster()
         if self.accounts.running:
             self.accounts.stopService()
-        d = self.store.close()
+        left = self.stopPresence()
+        d = self.store.close() if left is None else left.addBoth(lambda _: self.store.close())
         d.addErrback(lambda failure: self.log.failure("Could not close the store", failure))
         d.addCallback(self._flush)
         d.addCallback(lambda _: self._sendAway())
@@ -176,6 +180,7 @@ class Lobby(Cluster, Moderation, SigningIn, service.Service):
         users out.
         """
         self.checkAddress(host)
+        self.mayAdmit()
         limit = self.settings.max_clients
         if len(self.names) >= limit:
             raise errors.ServerFull(limit)
@@ -225,6 +230,7 @@ class Lobby(Cluster, Moderation, SigningIn, service.Service):
                 self._tell(other, Quit(user.name, why, text))
         if user.name is not None and self.names.get(user.name.casefold()) is user:
             del self.names[user.name.casefold()]
+            self.released(user.name)
         self.users.discard(user)
         self._named(user)
         if self._allGone is not None and not self.users and not self._allGone.called:
@@ -243,9 +249,27 @@ class Lobby(Cluster, Moderation, SigningIn, service.Service):
             name = self._mayHave(user, name)
         user.name = name
         self.names[name.casefold()] = user
+        self.claimed(user, name)
         self.mostOnline = max(self.mostOnline, len(self.names))
         self._named(user)
         return name
+
+    def unname(self, user: User):
+        """Take back the first name C{user} was given (another server's user has it)."""
+        if user.name is not None and self.names.get(user.name.casefold()) is user:
+            del self.names[user.name.casefold()]
+        user.name = None
+        self._unnamed[user] = None
+        if user.address is not None:
+            self._naming[user.address] = self._naming.get(user.address, 0) + 1
+
+    def whenClaimed(self, user):
+        """
+        None if C{user}'s name is surely theirs; else (several servers) a
+        Deferred firing True once the database confirms it, False if it was
+        taken back (L{unname}).
+        """
+        return user.claiming
 
     def _mayHave(self, user, name) -> str:
         """
@@ -264,13 +288,16 @@ class Lobby(Cluster, Moderation, SigningIn, service.Service):
             if not mine:
                 raise errors.NameTaken(name)
             self.kill(holder, None, "The owner of this name signed in elsewhere")
+        elif holder is None and self.heldElsewhere(name):  # on another server
+            raise errors.NameTaken(name)
         return account.name if mine else name
 
     def _guestName(self) -> str:
         while True:
             self._guests += 1
             name = f"Guest{self._guests}"
-            if name.casefold() not in self.names and not self.accounts.isRegistered(name):
+            if name.casefold() not in self.names and not self.accounts.isRegistered(name) \
+                    and not self.heldElsewhere(name):
                 return name
 
     # Rooms
@@ -654,6 +681,7 @@ class Lobby(Cluster, Moderation, SigningIn, service.Service):
         del self.names[old.casefold()]
         user.name = name
         self.names[name.casefold()] = user
+        self.claimed(user, name, old)
         event = Renamed(old, name)
         for other in (user, *self.neighbours(user)):
             self._tell(other, event)

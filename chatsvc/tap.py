@@ -102,6 +102,9 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
          "With --db postgresql://..., several servers on one database tell each"
          " other what happens through this Redis: redis://HOST:6379 (default: none,"
          " one server)."],
+        ["cluster-ttl", None, 15.0,
+         "With --bus: seconds a server may go without a heartbeat before the others"
+         " free its users' names (it beats every few seconds)."],
         ["accounts", None, "optional",
          "optional: guests may join and talk beside registered users; required:"
          " only users signed in to an account may."],
@@ -185,6 +188,7 @@ class Options(startup.OneLineRefusals, LogOptions, usage.Options):
                 f" not {name!r}.")
         self["irc-server-name"] = name
         self["irc-ping-interval"] = _number(self, "irc-ping-interval", 0, 86_400, float)
+        self["cluster-ttl"] = _number(self, "cluster-ttl", 1, 3_600, float)
         if self["durability"] not in SYNCHRONOUS:
             raise usage.UsageError(
                 f"--durability takes full or crash, not {self['durability']!r}.")
@@ -307,7 +311,7 @@ def makeService(options) -> MultiService:
     top = startup.Server(options)
     if isPostgres(options["db"]):
         from chatsvc.store.postgres import PostgresStore
-        store = PostgresStore(options["db"], reactor)
+        store = PostgresStore(options["db"], reactor, nodeTTL=options["cluster-ttl"])
     else:
         store = SQLiteStore(options["db"], durability=options["durability"])
     top.checks.append((f"--db {options['db']}", store.probe))

@@ -149,6 +149,7 @@ class ServerProcess(protocol.ProcessProtocol):
         self._listening = []  # (count, Deferred): fire once that many ports are known
         self.ended = defer.Deferred()
         self._partial = ""
+        self._logWaiters = []  # (text, Deferred): see logged()
 
     def listening(self, count):
         """
@@ -186,6 +187,9 @@ class ServerProcess(protocol.ProcessProtocol):
         *complete, self._partial = text.split("\n")
         for line in complete:
             self.output.append(line)
+            for waiter in [w for w in self._logWaiters if w[0] in line]:
+                self._logWaiters.remove(waiter)
+                waiter[1].callback(line)
             found = re.search(r"Hosting at [\d.]+:(\d+) ", line)
             if found:
                 self.ports.append(int(found.group(1)))
@@ -204,6 +208,12 @@ class ServerProcess(protocol.ProcessProtocol):
                                      + "\n".join(self.output)))
         self._listening = []
         self.ended.callback(reason.value.exitCode if hasattr(reason.value, "exitCode") else None)
+
+    def logged(self, text) -> defer.Deferred:
+        """Fire with the first line of the server's log, from now on, that contains C{text}."""
+        d = defer.Deferred()
+        self._logWaiters.append((text, d))
+        return d
 
     def kill(self, sig=signal.SIGKILL):
         self.transport.signalProcess(sig)

@@ -29,8 +29,9 @@ class TwoNodesTests(PostgresDatabase, ServerProcessTests, TestCase):
         self.db = urlunsplit(urlsplit(POSTGRES_URL)._replace(path="/" + self.dbname))
 
     def node(self):
+        # A server silent for 3 s is gone (it beats each second): the test waits less.
         return self.startServer("--db", self.db, "--bus", f"redis://127.0.0.1:{self.redis.port}",
-                                "--flood-rate", "0")
+                                "--flood-rate", "0", "--cluster-ttl", "3")
 
     def said(self, client):
         return [line for line in client.lines if line.startswith("<")]
@@ -75,3 +76,48 @@ class TwoNodesTests(PostgresDatabase, ServerProcessTests, TestCase):
         alice.send("after")
         yield bob.waitFor("<alice> after")
         self.assertEqual(self.said(bob), self.said(alice))
+
+    @defer.inlineCallbacks
+    def notYours(self, port, name):
+        """Ask for C{name} on the server at C{port}: refused, whatever that server knew."""
+        other = yield self.connect(port)
+        other.send(name)
+        # At once if that server has heard it is held elsewhere; else once
+        # the database says so (a name is welcomed only once it is claimed).
+        seen = yield other.waitFor(lambda line: line.startswith(("! The name", "* Welcome,")))
+        self.assertEqual(seen[-1], f"! The name {name} is taken. Choose another one.")
+
+    @defer.inlineCallbacks
+    def test_aNameIsOneServersAtATime(self):
+        (_, portA), (_, portB) = yield defer.gatherResults([self.node(), self.node()])
+        alice = yield self.connect(portA, "alice")
+        yield self.notYours(portB, "alice")
+        self.assertIn("* Welcome, alice.", "\n".join(alice.lines))  # still hers on a
+
+    @defer.inlineCallbacks
+    def test_aKilledServersNamesAreFreed(self):
+        (serverA, portA), (serverB, portB) = yield defer.gatherResults(
+            [self.node(), self.node()])
+        alice = yield self.connect(portA, "alice")
+        yield self.notYours(portB, "alice")  # the database holds it for a
+        freed = serverB.logged("Freed 1 names held by servers gone silent")
+        yield serverA.kill()
+        yield alice.closed
+        yield freed  # within --cluster-ttl and a beat
+        again = yield self.connect(portB, "alice")
+        self.assertIn("* Welcome, alice.", "\n".join(again.lines))
+
+    @defer.inlineCallbacks
+    def test_anAccountIsEveryServers(self):
+        (_, portA), (serverB, portB) = yield defer.gatherResults([self.node(), self.node()])
+        heard = serverB.logged("1 accounts registered or changed on other servers")
+        alice = yield self.connect(portA, "alice")
+        alice.send("register open-sesame")
+        yield alice.waitFor("* The name alice is registered to you")
+        yield alice.bye()
+        yield heard
+        other = yield self.connect(portB)
+        other.send("alice")
+        yield other.waitFor("! alice is a registered name.")
+        other.send("identify open-sesame")
+        yield other.waitFor("* You are signed in to alice.")

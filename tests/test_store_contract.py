@@ -571,4 +571,5 @@ class PostgresStoreTests(PostgresDatabase, TestCase):
         self.addCleanup(second.close)
         tables = self.admin("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
                             " ORDER BY tablename", url=self.url)
-        self.assertEqual(tables, [("accounts",), ("messages",), ("rooms",), ("settings",)])
+        self.assertEqual(tables, [("accounts",), ("messages",), ("nodes",), ("presence",),
+                                  ("rooms",), ("settings",)])

@@ -58,6 +58,14 @@ class DatabaseInUse(Exception):
             " or give this one a database of its own.")
 
 
+class AccountTaken(Exception):
+    """An account of that name exists already (another server may have just registered it)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"An account named {name} exists already.")
+
+
 class RoomTaken(Exception):
     """A room of that name exists already (another server may have just created it)."""
 

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatsvc.store import IHistoryStore, Message, RoomRecord, RoomTaken
+from chatsvc.store import AccountTaken, IHistoryStore, Message, RoomRecord, RoomTaken
 
 
 SCHEMA = """
@@ -42,7 +42,19 @@ CREATE TABLE IF NOT EXISTS accounts (
     key TEXT PRIMARY KEY,  -- the name casefolded
     name TEXT NOT NULL,
     hash TEXT NOT NULL,  -- scrypt$N$r$p$salt$hash: never the password
-    created DOUBLE PRECISION NOT NULL
+    created DOUBLE PRECISION NOT NULL,
+    changed TIMESTAMPTZ NOT NULL DEFAULT now()  -- other servers reload what changed since
+);
+-- Who is online where (cluster.md 9): a name is held by one server at a time,
+-- and freed when that server's heartbeat goes stale.
+CREATE TABLE IF NOT EXISTS nodes (
+    node TEXT PRIMARY KEY,
+    beat TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS presence (
+    key TEXT PRIMARY KEY,  -- the name casefolded
+    name TEXT NOT NULL,
+    node TEXT NOT NULL
 );
 -- One JSON document per scope ("room/ID" or "server"), rewritten whole. Text,
 -- not jsonb: it keeps what json.dumps wrote (jsonb refuses \\u0000 in strings).
@@ -86,10 +98,6 @@ class DatabaseUnavailable(Exception):
                          f" {what}. The server reconnects by itself.")
 
 
-class AccountTaken(Exception):
-    """An account of that name exists already (another node may have just stored it)."""
-
-
 class RoomMissing(LookupError):
     """A message for a room the database does not have (another node removed it)."""
 
@@ -122,11 +130,13 @@ class PostgresStore:
     STATEMENT_TIMEOUT_MS = 30000  # nor does a statement hang the writer (and every write) for good
     UNAVAILABLE_LOG_INTERVAL = 60.0
 
-    def __init__(self, url: str, reactor=None, monotonic=time.monotonic,
+    def __init__(self, url: str, reactor=None, monotonic=time.monotonic, nodeTTL=None,
                  application_name: str = "chatsvc"):
         if reactor is None:
             from twisted.internet import reactor
         self.url = url
+        if nodeTTL is not None:
+            self.NODE_TTL = nodeTTL
         self.where = _where(url)
         self._reactor = reactor
         self._monotonic = monotonic
@@ -220,7 +230,8 @@ class PostgresStore:
 
     def setPassword(self, name, hashed) -> Deferred:
         return self._enqueue("statement", (
-            "UPDATE accounts SET hash = %s WHERE key = %s", (hashed, name.casefold())))
+            "UPDATE accounts SET hash = %s, changed = now() WHERE key = %s",
+            (hashed, name.casefold())))
 
     def saveSettings(self, scope, settings) -> Deferred:
         return self._enqueue("statement", (
@@ -258,8 +269,70 @@ class PostgresStore:
                              RoomRecord(i, name, created, last, removed=removed)
                              for i, name, created, last, removed in rows])
 
+    # Presence: which server holds which name (cluster.md 9)
+
+    NODE_TTL = 15  # seconds without a heartbeat after which a server's names are free
+
+    def heartbeat(self, node) -> Deferred:
+        """C{node} is alive (now, by the database's clock)."""
+        return self._run(self._read, "INSERT INTO nodes (node, beat) VALUES (%s, now())"
+                         " ON CONFLICT (node) DO UPDATE SET beat = now() RETURNING node",
+                         (node,)).addCallback(lambda rows: None)
+
+    def claimName(self, node, name) -> Deferred:
+        """
+        Hold C{name} for C{node}: True if it is free, or held by C{node}, or
+        by a server whose heartbeat is stale; False if a live server holds it.
+        """
+        return self._run(self._read, "INSERT INTO presence (key, name, node) VALUES (%s, %s, %s)"
+                         " ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name,"
+                         " node = EXCLUDED.node WHERE presence.node = EXCLUDED.node"
+                         " OR presence.node NOT IN (SELECT node FROM nodes"
+                         f" WHERE beat > now() - interval '{self.NODE_TTL} seconds')"
+                         " RETURNING node", (name.casefold(), name, node)
+                         ).addCallback(bool)
+
+    def releaseName(self, node, name) -> Deferred:
+        return self._run(self._read, "DELETE FROM presence WHERE key = %s AND node = %s"
+                         " RETURNING key", (name.casefold(), node)).addCallback(bool)
+
+    def namesElsewhere(self, node) -> Deferred:
+        """The casefolded names live servers other than C{node} hold."""
+        return self._run(self._read, "SELECT p.key FROM presence p JOIN nodes n USING (node)"
+                         f" WHERE p.node <> %s AND n.beat > now() - interval '{self.NODE_TTL}"
+                         " seconds'", (node,)).addCallback(lambda rows: {k for (k,) in rows})
+
+    def leaveCluster(self, node) -> Deferred:
+        """C{node} stops: its names are free at once."""
+        def leave(cursor):
+            cursor.execute("DELETE FROM presence WHERE node = %s", (node,))
+            cursor.execute("DELETE FROM nodes WHERE node = %s", (node,))
+        return self._run(leave)
+
+    def reapNodes(self) -> Deferred:
+        """Free the names of servers whose heartbeat is stale: how many were freed."""
+        return self._run(self._read, "DELETE FROM presence WHERE node NOT IN (SELECT node FROM"
+                         f" nodes WHERE beat > now() - interval '{self.NODE_TTL} seconds')"
+                         " RETURNING key").addCallback(len)
+
+    def accountsChanged(self, since) -> Deferred:
+        """
+        (name, hash, created) of the accounts registered or changed after
+        C{since} (a database time), and the database's time now: for the next call.
+        """
+        def read(cursor):
+            cursor.execute("SELECT now()")
+            (now,) = cursor.fetchone()
+            if since is None:
+                return [], now
+            # A margin: a change committed late may carry an earlier time.
+            cursor.execute("SELECT name, hash, created FROM accounts"
+                           " WHERE changed >= %s - interval '30 seconds'", (since,))
+            return [tuple(row) for row in cursor.fetchall()], now
+        return self._run(read)
+
     @staticmethod
-    def _read(cursor, statement, params):
+    def _read(cursor, statement, params=()):
         cursor.execute(statement, params)
         return cursor.fetchall()
 
@@ -505,7 +578,7 @@ class PostgresStore:
                        " ON CONFLICT (key) DO NOTHING RETURNING key",
                        (name.casefold(), name, hashed, created))
         if cursor.fetchone() is None:
-            return AccountTaken(f"An account named {name} exists already.")
+            return AccountTaken(name)
         return None
 
     @staticmethod

@@ -328,6 +328,20 @@ class IRCProtocol(Channels, Moderating, Talking, SigningIn, Delivery, Connection
         except errors.ServerFull as full:
             self.line(format("ERROR", f"Closing link: {full}"))
             return self._close()
+        claiming = self.factory.lobby.whenClaimed(self.user)
+        if claiming is not None:  # several servers: registration ends once it is ours
+            self.registered = True  # meanwhile nothing but registration is read anyway
+            return self.waitFor(claiming.addCallback(self._claimed, name), self._refused)
+        self._completeRegistration(name)
+
+    def _claimed(self, ours, name):
+        if ours:
+            return self._completeRegistration(name)
+        self.registered = False
+        self.nick = None
+        self.numeric(w.ERR_NICKNAMEINUSE, name, "Nickname is already in use")
+
+    def _completeRegistration(self, name):
         self.registered = True
         self.log.info("{name} arrived by IRC from {peer}", name=name, peer=self.peer)
         self.named()

@@ -108,7 +108,16 @@ class ChatProtocol(Moderating, Connection):
             self.error(str(refusal))
             self.notice(wording.NAME_PROMPT)
             return
-        self._welcome(name)
+        claiming = self.factory.lobby.whenClaimed(self.user)
+        if claiming is None:
+            return self._welcome(name)
+        self._waitFor(claiming.addCallback(self._claimed, name))  # with several servers
+
+    def _claimed(self, ours, name):
+        if ours:
+            return self._welcome(name)
+        self.error(str(errors.NameTaken(name)))
+        self.notice(wording.NAME_PROMPT)
 
     def _welcome(self, name, signedIn=False):
         self.log.info("{name} arrived from {peer}", name=name, peer=self.transport.getPeer())
