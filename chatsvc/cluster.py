@@ -9,9 +9,12 @@ between commit and publish) from the store. A mixin of L{chatsvc.lobby.Lobby};
 with no bus (one server) only the ordering runs.
 """
 
+import dataclasses
 import json
 
 from twisted.internet.task import LoopingCall
+
+from chatsvc.events import ModeChanged, TopicChanged
 
 from chatsvc.rooms import Room
 from chatsvc.store import Message
@@ -32,6 +35,29 @@ def encodeMessages(messages) -> bytes:
 
 def decodeMessages(payload: bytes) -> list:
     return [Message(*row) for row in json.loads(payload)["m"]]
+
+
+# What a room's operators changed, as the other servers' members are told it.
+_EVENTS = {"topic": TopicChanged, "modes": ModeChanged}
+
+
+def encodeSettings(room, events) -> bytes:
+    told = []
+    for event in events:
+        kind = next(k for k, t in _EVENTS.items() if type(event) is t)
+        told.append([kind, dataclasses.astuple(event)])
+    return json.dumps({"s": room.settings(), "e": told}, separators=(",", ":")).encode()
+
+
+def decodeSettings(document) -> tuple:
+    events = []
+    for kind, fields in document.get("e", ()):
+        if kind == "modes":
+            room, by, changes = fields
+            events.append(ModeChanged(room, by, tuple(tuple(c) for c in changes)))
+        else:
+            events.append(_EVENTS[kind](*fields))
+    return document["s"], events
 
 
 class Cluster:
@@ -128,16 +154,31 @@ class Cluster:
         for room, messages in toPublish.items():
             self.bus.publish(roomChannel(room.id), encodeMessages(messages))
 
+    def settingsChanged(self, room, events):
+        """How C{room} is run changed here (stored already): tell the other servers."""
+        if self.bus is not None:
+            self.bus.publish(roomChannel(room.id), encodeSettings(room, events))
+
     def _busReceived(self, channel, payload):
         if channel == ROOMS:
             return self.checkPositions()
         try:
             room = self._byId.get(int(channel.split("/", 1)[1]))
-            messages = decodeMessages(payload)
+            document = json.loads(payload)
+            if "s" in document:
+                settings, events = decodeSettings(document)
+            else:
+                messages = decodeMessages(payload)
         except (ValueError, KeyError, IndexError, TypeError):
             self.log.warn("Ignored a message on the bus's {channel}", channel=channel)
             return
         if room is None:
+            return
+        if "s" in document:  # another server's operator changed the room: as stored there
+            room.restore(settings)
+            self.noteSecret(room)
+            for event in events:
+                room.broadcast(event)
             return
         for message in messages:
             if message.room_id == room.id:
@@ -158,8 +199,16 @@ class Cluster:
         if self.bus is None:
             return None
         d = self.bus.subscribe(roomChannel(room.id))  # fires once the bus has it
+        d.addCallback(lambda _: self.store.roomSettings(room.id))
+        d.addCallback(self._settingsNow, room)
         d.addCallback(lambda _: self.store.lastSeqs([room.id]))
         return d.addCallback(self._caughtUp, [room])
+
+    def _settingsNow(self, settings, room):
+        """How C{room} is run now (other servers' operators may have changed it meanwhile)."""
+        if settings is not None and not room.members:
+            room.restore(settings)
+            self.noteSecret(room)
 
     def hereNow(self, room):
         """C{room} has a member on this server (again): hear of its messages."""

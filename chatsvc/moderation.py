@@ -122,6 +122,7 @@ class Moderation:
         def stored(_):
             for event in events:
                 room.broadcast(event)
+            self.settingsChanged(room, events)  # and the other servers' members
             return events
 
         def failed(failure):
@@ -144,7 +145,7 @@ class Moderation:
             self._secret.discard(room)
 
     def canSee(self, viewer, room) -> bool:
-        """A secret room is seen by its members, those its account gives a role, server operators."""
+        """A secret room is seen by its members, the accounts that run it, server operators."""
         return (not room.secret or viewer in room.members or viewer.operator
                 or self.privileged(viewer, room))
 

@@ -29,6 +29,10 @@ class MemoryStore:
                            r.id in self.removed)
                 for r in self.rooms.values()]
 
+    def roomSettings(self, room_id):
+        saved = self.settings.get(f"room/{room_id}")
+        return succeed(None if saved is None else json.loads(json.dumps(saved)))
+
     def lastSeqs(self, room_ids):
         return succeed({i: (self.messages[i][-1].seq if self.messages.get(i) else 0)
                         for i in room_ids})

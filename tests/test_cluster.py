@@ -8,6 +8,7 @@ seq order, once, with no gaps, whatever the bus loses.
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
+from chatsvc import errors
 from chatsvc.bus.local import Hub, LocalBus
 from chatsvc.cluster import GAP_GRACE, POSITION_INTERVAL
 from chatsvc.events import Said
@@ -113,3 +114,22 @@ class TwoServers(TestCase):
         self.a.say(self.alice, self.a.rooms["kitchen"], "live")
         self.settle()
         self.assertEqual(self.said(self.bob), [(4, "alice", "live")])
+
+    def test_howARoomIsRunIsTheSameEverywhere(self):
+        room_a, room_b = self.a.rooms["kitchen"], self.b.rooms["kitchen"]
+        told = self.successResultOf(self.a.setTopic(self.alice, room_a, "Soup on Fridays"))
+        self.successResultOf(self.a.setModes(self.alice, room_a, [(True, "b", "troll")]))
+        self.settle()
+        self.assertIn(told, self.bob.mind.events)
+        self.assertEqual(room_b.topic.text, "Soup on Fridays")
+        self.assertIn("troll!*@*", room_b.bans)
+        troll = self.named(self.b, "troll")
+        self.assertRaises(errors.Banned, self.b.join, troll, "kitchen")
+
+    def test_aRoomNobodyWasInIsReadAfresh(self):
+        """b hears nothing of a room while nobody is in it there: it reads it on the first join."""
+        self.b.leave(self.bob, self.b.rooms["kitchen"])
+        self.successResultOf(self.a.setTopic(self.alice, self.a.rooms["kitchen"], "New"))
+        self.settle()
+        arrival = self.successResultOf(self.b.join(self.bob, "kitchen"))
+        self.assertEqual(arrival.topic.text, "New")

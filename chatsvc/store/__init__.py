@@ -107,6 +107,9 @@ class IHistoryStore(Interface):
     def seqAt(room_id, timestamp):
         """The seq of a room's first message stamped at or after C{timestamp}, or None."""
 
+    def roomSettings(room_id):
+        """The settings last saved for "room/ID", or None (Deferred)."""
+
     def lastSeqs(room_ids):
         """room id -> its last seq, for each of C{room_ids} (Deferred): the position check."""
 

@@ -258,6 +258,11 @@ class PostgresStore:
                          " AND ts >= %s", (room_id, timestamp)
                          ).addCallback(lambda rows: rows[0][0])
 
+    def roomSettings(self, room_id) -> Deferred:
+        return self._run(self._read, "SELECT value FROM settings WHERE scope = %s",
+                         (f"room/{room_id}",)).addCallback(
+            lambda rows: json.loads(rows[0][0]) if rows else None)
+
     def lastSeqs(self, room_ids) -> Deferred:
         return self._run(self._read, "SELECT id, last_seq FROM rooms WHERE id = ANY(%s)",
                          (list(room_ids),)).addCallback(dict)

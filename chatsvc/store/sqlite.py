@@ -197,6 +197,11 @@ class SQLiteStore:
         return RoomRecord(room.id, room.name, room.created, room.last_seq,
                           tuple(Message(*r) for r in reversed(newest)), room.removed)
 
+    def roomSettings(self, room_id) -> Deferred:
+        return self._pool.runQuery("SELECT value FROM settings WHERE scope = ?",
+                                   (f"room/{room_id}",)).addCallback(
+            lambda rows: json.loads(rows[0][0]) if rows else None)
+
     def lastSeqs(self, room_ids) -> Deferred:
         # The only writer knows: what it has committed is all there is.
         return succeed({room_id: self._lastSeq.get(room_id, 0) for room_id in room_ids})
