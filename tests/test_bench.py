@@ -8,6 +8,7 @@ with one line.
 import io
 import json
 import os
+from unittest import SkipTest
 import re
 import sqlite3
 import sys
@@ -167,6 +168,20 @@ class WorkloadTests(BenchTestCase):
         self.assertGreater(result.metrics["msgs_per_s"], 0)
 
     @coroutine
+    async def test_storeOnPostgres(self):
+        """--postgres: a database of the run's own, every echo a row in it, dropped afterwards."""
+        from tests.test_store_contract import POSTGRES_URL, postgresReachable
+        reachable, why = postgresReachable()
+        if not reachable:
+            if os.environ.get("CI") == "true":
+                self.fail(f"CI=true, so the PostgreSQL tests must run, but {why}")
+            raise SkipTest(why)
+        [result] = await self.bench("store", "-S", "2", "-M", "5", "-W", "2",
+                                    "--postgres", POSTGRES_URL)
+        self.assertComplete(result)
+        self.assertEqual((result.metrics["messages"], result.metrics["rows_stored"]), (10, 10))
+
+    @coroutine
     async def test_connections(self):
         [result] = await self.bench("connections", "-N", "5")
         self.assertComplete(result)
@@ -273,6 +288,9 @@ class CommandLineTests(TestCase):
         self.assertIn("only drives a server on 127.0.0.1",
                       self.badArguments("fanout", "--connect", "10.1.2.3:3000"))
         self.assertIn("--pid goes with --connect", self.badArguments("join", "--pid", "42"))
+        self.assertIn("--postgres is for a server the bench starts",
+                      self.badArguments("store", "--connect", "127.0.0.1:3000",
+                                        "--postgres", "postgresql://x@127.0.0.1/y"))
         self.assertIn("invalid choice", self.badArguments("nosuch"))
         self.assertIn("required", self.badArguments())
         self.assertIn("takes seconds", self.badArguments("connections", "--timeout", "0"))

@@ -88,6 +88,11 @@ def makeParser():
                         " with --connect, a WebSocket at /ws). ngircd and chatsvc-irc (see"
                         " --servers) are always driven over IRC, chatsvc-web over web")
     common.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    common.add_argument("--postgres", metavar="URL", default=None,
+                        help="run the server it starts on PostgreSQL: URL is a server the"
+                        " bench may create databases on (e.g."
+                        " postgresql://postgres@127.0.0.1/postgres); each run gets a database"
+                        " of its own, dropped afterwards (needs the postgres extra)")
     common.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                         help="pass ARG on to the server the bench starts (repeatable),"
                         " e.g. --server-arg=--history-replay=100")
@@ -155,6 +160,8 @@ def parseArgs(argv):
         sub.error("--pid goes with --connect (the bench knows the PID of a server it starts)")
     if args.server_arg and args.connect is not None:
         sub.error("--server-arg is for a server the bench starts, not one given by --connect")
+    if args.connect and args.postgres:
+        sub.error("--postgres is for a server the bench starts, not one given by --connect")
     if args.workload == "fanout":
         workload = Fanout(args.receivers, args.senders, args.messages, args.window, args.payload)
     elif args.workload == "join":
@@ -225,7 +232,7 @@ class Bench(Runner):
                                run_id=self.runId(index))
         if args.sinks and workload.name == "fanout":
             result.params.update(sinks=args.sinks, probes=args.probes)
-        server = None
+        server = drop = None
         if args.connect:
             host, port = args.connect
             pid = args.pid or findPidByPort(port, host)
@@ -233,6 +240,10 @@ class Bench(Runner):
                              "started": False}
         else:
             db = workload.db or os.path.join(workdir, f"chat{index}.sqlite3")
+            if args.postgres:
+                from chatsvc.bench.postgres import throwawayDatabase
+                db, drop = throwawayDatabase(args.postgres, self.runId(index))
+                self.reactor.addSystemEventTrigger("before", "shutdown", drop)
             server = target.newServer(self.reactor, db,
                                       min(MAX_CLIENTS, workload.clientsNeeded() + 10),
                                       workdir, args.server_arg)
@@ -265,6 +276,8 @@ class Bench(Runner):
                                      f" its last output: {server.lastOutput()}")
             if result.metrics:
                 workload.afterServer(result.metrics, server)
+        if drop is not None:
+            drop()
         return result
 
     async def _measure(self, result, host, port, pid, index, target):

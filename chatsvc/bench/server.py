@@ -346,7 +346,10 @@ def preloadRooms(path, count, prefix, batch=100_000):
 
 
 def countMessages(path):
-    """Rows in the messages table of the database at C{path}."""
+    """Rows in the messages table of the database at C{path} (or a PostgreSQL URL)."""
+    if path.startswith(("postgresql://", "postgres://")):
+        from chatsvc.bench.postgres import countRows
+        return countRows(path)
     connection = sqlite3.connect(path)
     try:
         return connection.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
