@@ -766,5 +766,6 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
             lambda seq: room.delivered + 1 if seq is None else min(seq, room.delivered + 1))
 
     def online(self) -> list:
-        """The names of everyone online, by name."""
-        return sorted((u.name for u in self.names.values()), key=str.casefold)
+        """The names of everyone online (on every server), by name."""
+        return sorted([*(u.name for u in self.names.values()), *self.onlineElsewhere()],
+                      key=str.casefold)

@@ -27,7 +27,7 @@ class Presence:
     _beating = False
 
     def startPresence(self):
-        self._elsewhere = set()  # casefolded names other live servers hold
+        self._elsewhere = {}  # casefolded name -> name, held by other live servers
         if self.bus is None or not hasattr(self.store, "claimName"):
             return
         self.node = uuid.uuid4().hex[:16]
@@ -98,6 +98,10 @@ class Presence:
     def heldElsewhere(self, name) -> bool:
         return name.casefold() in self._elsewhere
 
+    def onlineElsewhere(self) -> list:
+        """The names of the users on the other servers (as of the last heartbeat)."""
+        return [name for key, name in self._elsewhere.items() if key not in self.names]
+
     def claimed(self, user, name, old=None):
         """
         C{user} took C{name} here (instead of C{old}): hold it in the
@@ -113,6 +117,8 @@ class Presence:
 
         def result(free):
             user.claiming = None
+            if not free:  # a live server holds it: so we know, until the next heartbeat
+                self._elsewhere[name.casefold()] = name
             if free or user not in self.users or user.name != name:
                 return True
             self.log.info("{name} was taken on another server just before", name=name)

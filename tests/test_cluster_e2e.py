@@ -95,6 +95,16 @@ class TwoNodesTests(PostgresDatabase, ServerProcessTests, TestCase):
         self.assertIn("* Welcome, alice.", "\n".join(alice.lines))  # still hers on a
 
     @defer.inlineCallbacks
+    def test_onlineIsEveryServers(self):
+        (_, portA), (serverB, portB) = yield defer.gatherResults([self.node(), self.node()])
+        yield self.connect(portA, "alice")
+        bob = yield self.connect(portB, "bob")
+        yield self.notYours(portB, "alice")  # b knows of alice now
+        bob.send("online")
+        listed = yield bob.waitFor(lambda line: line.startswith("*   ") and "bob" in line)
+        self.assertEqual(listed[-2:], ["* Online (2):", "*   alice, bob"])
+
+    @defer.inlineCallbacks
     def test_aKilledServersNamesAreFreed(self):
         (serverA, portA), (serverB, portB) = yield defer.gatherResults(
             [self.node(), self.node()])

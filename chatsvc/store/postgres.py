@@ -302,10 +302,10 @@ class PostgresStore:
                          " RETURNING key", (name.casefold(), node)).addCallback(bool)
 
     def namesElsewhere(self, node) -> Deferred:
-        """The casefolded names live servers other than C{node} hold."""
-        return self._run(self._read, "SELECT p.key FROM presence p JOIN nodes n USING (node)"
-                         f" WHERE p.node <> %s AND n.beat > now() - interval '{self.NODE_TTL}"
-                         " seconds'", (node,)).addCallback(lambda rows: {k for (k,) in rows})
+        """casefolded name -> name, for the names live servers other than C{node} hold."""
+        return self._run(self._read, "SELECT p.key, p.name FROM presence p JOIN nodes n"
+                         " USING (node) WHERE p.node <> %s AND n.beat > now() -"
+                         f" interval '{self.NODE_TTL} seconds'", (node,)).addCallback(dict)
 
     def leaveCluster(self, node) -> Deferred:
         """C{node} stops: its names are free at once."""
