@@ -1,8 +1,9 @@
 """
 The chatsvc client: C{chatsvc-client [HOST] [PORT]} and C{twistd -n
-chatclient --server tcp:HOST:PORT}. The command line and the service; the
-session is L{chatsvc.clientproto}, the front ends L{chatsvc.clientterm} (a
-terminal) and L{chatsvc.clientpipe} (pipes and scripts).
+chatclient --server tcp:HOST:PORT} (C{--server} again for more nodes). The
+command line and the service; the session is L{chatsvc.clientproto}, the
+front ends L{chatsvc.clientterm} (a terminal) and L{chatsvc.clientpipe}
+(pipes and scripts).
 """
 
 import os
@@ -26,7 +27,7 @@ from twisted.python.logfile import LogFile
 
 import chatsvc
 from chatsvc.clientpipe import PipeDisplay
-from chatsvc.clientproto import ChatClient
+from chatsvc.clientproto import ChatClient, ServerAddress
 from chatsvc.clienttls import TLSCheck, tlsMissing, verifiedTLS
 
 DEFAULT_HOST = "127.0.0.1"
@@ -38,10 +39,11 @@ class Options(usage.Options):
     synopsis = "[options] [HOST [PORT]]"
     longdesc = f"""\
 Chat on a chatsvc server: connect to HOST (default {DEFAULT_HOST}) on PORT
-(default {DEFAULT_PORT}), or to the endpoint given with --server, then show every
-line the server sends and send every line you type. First type a screen name
-(Enter alone makes you a guest), then commands: list, create ROOM, join ROOM,
-help, quit...
+(default {DEFAULT_PORT}), or to the endpoint given with --server (given several
+times, for nodes of one chat: to the first that answers, in order), then show
+every line the server sends and send every line you type. First type a screen
+name (Enter alone makes you a guest), then commands: list, create ROOM, join
+ROOM, help, quit...
 
 In a terminal (stdin and stdout both terminals, TERM not "dumb", no --plain)
 lines arrive above the input line, which keeps what you are typing.
@@ -58,14 +60,17 @@ errors red, "->"/"<-" private messages magenta, history replayed as
 "[YYYY-MM-DD HH:MM] <name> ..." dim, the client's own lines cyan. No colour
 with --no-color, or when the NO_COLOR environment variable is set (non-empty).
 If the connection drops, the client says so and reconnects after 1 s, then 2,
-4, ... up to 30 s between attempts, announcing each; then it signs in again
-with your name and rejoins your room. If your old connection still holds the
-name, it asks again twice, then signs in as NAME2 (NAME3, ...) and says so.
+4, ... up to 30 s between attempts, announcing each (with several --server,
+each attempt is at the next one, starting after the one lost); then it signs
+in again with your name and rejoins your room. If your old connection still
+holds the name, it asks again twice, then signs in as NAME2 (NAME3, ...) and
+says so.
 
 Otherwise (pipes, scripts, --plain): plain lines in and out. stdout gets the
 server's lines and the client's own "Connected to server ..."; the one line
-saying why the client failed goes to stderr. At the end of input the client
-sends quit (after everything before it) and exits once the server closes.
+saying why the client failed goes to stderr (with several --server, one line
+for each that could not be reached). At the end of input the client sends quit
+(after everything before it) and exits once the server closes.
 
 Exit status: 0 after quit, Ctrl-D or Ctrl-C; 1 if the server cannot be reached
 or the connection is lost (a terminal session reconnects instead); 2 for a bad
@@ -79,12 +84,6 @@ file, else to twistd's --logfile or --syslog if given, else to
 status under twistd is twistd's own."""
 
     optParameters = [
-        ["server", "s", None,
-         "Connect to this client endpoint description instead of HOST PORT, e.g."
-         " tcp:chat.example.org:3000 or ssl:chat.example.org:3443 (ssl needs the tls"
-         " extra: pip install 'chatsvc[tls]'; the server's certificate is checked against"
-         " the system's CAs, or the .pem files in caCertsDir=DIR, for the host or"
-         " hostname=)."],
         ["log", None, None,
          f"Append the client's log to this file (under twistd the default is {TWISTD_LOG})."],
     ]
@@ -93,6 +92,23 @@ status under twistd is twistd's own."""
                        " no colour, no reconnecting."],
         ["no-color", None, "Do not colour lines (as when NO_COLOR is set)."],
     ]
+
+    def __init__(self):
+        super().__init__()
+        self["server"] = []  # every --server, in order
+
+    def opt_server(self, description):
+        # A method, not an optParameter, so that it can be given several times.
+        self["server"].append(description)
+
+    opt_server.__doc__ = (  # one paragraph: usage.Options keeps a docstring's indentation
+        "Connect to this client endpoint description instead of HOST PORT, e.g."
+        " tcp:chat.example.org:3000 or ssl:chat.example.org:3443 (ssl needs the tls"
+        " extra: pip install 'chatsvc[tls]'; the server's certificate is checked against"
+        " the system's CAs, or the .pem files in caCertsDir=DIR, for the host or"
+        " hostname=). Give it again for other nodes of the same chat: the first that"
+        " answers is used, and a terminal session reconnects to the next one.")
+    opt_s = opt_server
 
     def getUsage(self, width=None):
         # usage.Options would re-wrap longdesc into one paragraph.
@@ -117,25 +133,35 @@ status under twistd is twistd's own."""
     def postOptions(self):
         from twisted.internet import reactor
 
-        if self["server"] is not None:
+        if self["server"]:
             if self["host"] is not None:
                 raise usage.UsageError("give either HOST [PORT] or --server, not both")
-            self.where = self["server"]
-            missing = tlsMissing(self["server"])
-            if missing:  # else Twisted says "name 'optionsForClientTLS' is not defined"
-                raise usage.UsageError(missing)
-            description = verifiedTLS(self["server"])
+            self.servers = [_address(reactor, given) for given in self["server"]]
         else:
             host = self["host"] or DEFAULT_HOST
             port = _port(self["port"])
             description = (f"tcp:host={endpoints.quoteStringArgument(host)}"
                            f":port={port}:timeout=10")
-            self.where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.tls = TLSCheck.fromDescription(description)
-        try:
-            self.endpoint = endpoints.clientFromString(reactor, description)
-        except Exception as e:
-            raise usage.UsageError(f"--server {description!r} is not usable: {e}")
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            self.servers = [_address(reactor, description, where)]
+        # The first server; the others are tried after it (see ChatClient).
+        self.endpoint, self.where, self.tls = self.servers[0]
+
+
+def _address(reactor, given, where=None):
+    """The L{ServerAddress} for a --server description (or HOST PORT's)."""
+    if where is None:
+        missing = tlsMissing(given)
+        if missing:  # else Twisted says "name 'optionsForClientTLS' is not defined"
+            raise usage.UsageError(missing)
+        description = verifiedTLS(given)
+    else:
+        description = given
+    try:
+        endpoint = endpoints.clientFromString(reactor, description)
+    except Exception as e:
+        raise usage.UsageError(f"--server {description!r} is not usable: {e}")
+    return ServerAddress(endpoint, where or given, TLSCheck.fromDescription(description))
 
 
 def _port(text):
@@ -160,8 +186,8 @@ def buildClient(options, reactor, environ=os.environ):
         display = TerminalDisplay(wantColour(environ, options["no-color"]))
     else:
         display = PipeDisplay()
-    return ChatClient(options.endpoint, options.where, display,
-                      reconnect=terminal, clock=reactor, tls=options.tls)
+    return ChatClient(options.endpoint, options.where, display, reconnect=terminal,
+                      clock=reactor, tls=options.tls, others=options.servers[1:])
 
 
 # twistd chatclient

@@ -9,7 +9,7 @@ C{changed()} and C{stop()} (which returns a Deferred).
 """
 
 import re
-from collections import Counter, deque
+from collections import Counter, deque, namedtuple
 
 from twisted.internet import error
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -142,6 +142,13 @@ class ServerConnection(LineReceiver):
             self.factory.client.connectFailed(reason)
 
 
+class ServerAddress(namedtuple("ServerAddress", "endpoint where tls")):
+    """
+    One server the client can connect to: its endpoint, the words that name
+    it in the client's lines, and (for TLS) its L{chatsvc.clienttls.TLSCheck}.
+    """
+
+
 class ServerConnectionFactory(Factory):
     protocol = ServerConnection
     noisy = False
@@ -182,17 +189,22 @@ class ChatClient:
     they type, shows what the server sends, and remembers the name the server
     confirmed and the room they are in, so that a new connection restores both.
 
+    C{others} are more L{ServerAddress}es of the same chat (other nodes of a
+    cluster): the client connects to the first that answers, in order, and
+    with C{reconnect} each new attempt after a drop is at the next address
+    after the one before: the first after a drop is at the next node.
+
     L{finished} fires with the exit code: 0 after C{quit} or when the person
-    leaves, 1 when the server cannot be reached or (without C{reconnect}) the
+    leaves, 1 when no server can be reached or (without C{reconnect}) the
     connection is lost.
     """
 
     log = Logger()
 
-    def __init__(self, endpoint, where, display, *, reconnect, clock, tls=None):
-        self.endpoint = endpoint
-        self.where = where
-        self.tls = tls  # a clienttls.TLSCheck for a TLS endpoint: explains its failures
+    def __init__(self, endpoint, where, display, *, reconnect, clock, tls=None, others=()):
+        # tls: a clienttls.TLSCheck for a TLS endpoint, to explain its failures
+        self.addresses = [ServerAddress(endpoint, where, tls), *others]
+        self._at = 0  # the index in addresses of the connection or attempt
         self.display = display
         self.reconnect = reconnect
         self.clock = clock
@@ -217,6 +229,18 @@ class ChatClient:
         self._ended = False  # ended: the display is stopped, finished has fired
         self._waiters = []
 
+    @property
+    def endpoint(self):
+        return self.addresses[self._at].endpoint
+
+    @property
+    def where(self):
+        return self.addresses[self._at].where
+
+    @property
+    def tls(self):
+        return self.addresses[self._at].tls
+
     def start(self):
         self.display.start(self)
         self._connect()
@@ -233,7 +257,8 @@ class ChatClient:
 
     def _connect(self):
         self._timer = None
-        if self._everConnected:
+        if self._everConnected:  # each attempt at the next address, in turn
+            self._at = (self._at + 1) % len(self.addresses)
             self.display.status(
                 f"Reconnecting to {self.where} (attempt {self._failures + 1})...")
         self._connecting = self.endpoint.connect(ServerConnectionFactory(self))
@@ -247,7 +272,13 @@ class ChatClient:
         if self.done:
             return
         if not self._everConnected:
-            self._finish(1, f"Could not connect to {self.where}: {describe(reason)}.")
+            failed = f"Could not connect to {self.where}: {describe(reason)}."
+            if self._at + 1 == len(self.addresses):
+                self._finish(1, failed)
+                return
+            self._at += 1
+            self.display.status(f"{failed} Trying {self.where}...", problem=True)
+            self._connect()
             return
         self._failures += 1
         delay = backoff(self._failures)

@@ -29,8 +29,8 @@ import chatsvc
 from chatsvc.client import Options, verifiedTLS
 from chatsvc.clientpipe import PipeDisplay
 from chatsvc.clientproto import (
-    ERROR, GOT_PRIVATE, NOTICE, OTHER, REPLAYED, SAID, SENT_PRIVATE, ChatClient, classify,
-    spoken)
+    ERROR, GOT_PRIVATE, NOTICE, OTHER, REPLAYED, SAID, SENT_PRIVATE, ChatClient, ServerAddress,
+    classify, spoken)
 from chatsvc.clientterm import PROBLEM, STATUS, render, wantColour
 from tests.terminal import Screen
 
@@ -332,6 +332,23 @@ class PipeTests(ProcessTestCase):
             " connection refused (is the server running?)."])
 
     @defer.inlineCallbacks
+    def test_severalServers(self):
+        """The first that answers, in order; each that does not is one line on stderr."""
+        port = yield self.server()
+        down = f"tcp:127.0.0.1:{freePort()}"
+        up = f"tcp:127.0.0.1:{port}"
+        client = self.client("--server", down, "-s", up, "--server", down)
+        client.send("frank")
+        client.send("quit")
+        code = yield client.ended
+        self.assertEqual(code, 0)
+        self.assertEqual(client.err.splitlines(), [
+            f"Could not connect to {down}: connection refused (is the server running?)."
+            f" Trying {up}..."])
+        self.assertInOrder(client.out, [f"Connected to server {up}", "* Welcome, frank.",
+                                        "* Goodbye, frank."])
+
+    @defer.inlineCallbacks
     def test_connectionLost(self):
         port = yield self.server()
         client = self.client("127.0.0.1", str(port))
@@ -527,6 +544,41 @@ class TerminalTests(ProcessTestCase):
         yield bob.waitFor("<alice> back again")
 
 
+class FailoverTests(ProcessTestCase):
+    """Several --server: the nodes of one chat; a terminal session moves to the next."""
+
+    def node(self, name):
+        """A server of its own (its own folder and database), like another node."""
+        folder = os.path.join(self.directory, name)
+        os.makedirs(folder)
+        server = Server.start(folder)
+        self.processes.append(server)
+        return server
+
+    @defer.inlineCallbacks
+    def test_reconnectsToTheNextServer(self):
+        first, second = self.node("one"), self.node("two")
+        port1, port2 = yield defer.gatherResults([first.port, second.port])
+        one, two = f"tcp:127.0.0.1:{port1}", f"tcp:127.0.0.1:{port2}"
+        alice = self.client("--server", one, "--server", two, kind=Terminal)
+        yield alice.waitForScreen(f"Connected to server {one}")
+        yield alice.waitForScreen(PROMPT)
+        alice.type("alice\r")
+        yield alice.waitForScreen("* Welcome, alice.")
+        yield first.kill()  # the node dies; the other is still up
+        yield alice.waitForScreen(f"Lost the connection to {one}")
+        yield alice.waitForScreen("Signed in again as alice.")
+        self.assertIn(f"Reconnecting to {two} (attempt 1)...", alice.out)
+        self.assertIn(f"Connected to server {two}", alice.out)
+        self.assertNotIn(f"Reconnecting to {one}", alice.out)
+        bob = yield self.user(port2, "bob")  # on the second node, alice is there
+        bob.send("who")
+        yield bob.waitFor("* Online (2): ")
+        self.assertIn("alice", [line for line in bob.lines if line.startswith("* Online")][0])
+        alice.type("msg bob hello from two\r")
+        yield bob.waitFor("<- alice: hello from two")
+
+
 class OptionsTests(ProcessTestCase):
 
     def parse(self, *args):
@@ -546,6 +598,18 @@ class OptionsTests(ProcessTestCase):
         self.assertEqual((options.where, options["plain"], options["no-color"]),
                          ("tcp:127.0.0.1:3100", 1, 1))
 
+    def test_severalServers(self):
+        options = self.parse("-s", "tcp:127.0.0.1:3100", "--server", "tcp:chat.example.org:3000")
+        self.assertEqual([server.where for server in options.servers],
+                         ["tcp:127.0.0.1:3100", "tcp:chat.example.org:3000"])
+        self.assertEqual((options.endpoint, options.where, options.tls),
+                         tuple(options.servers[0]))
+        self.assertEqual(self.parse().servers[0].where, "127.0.0.1:3000")
+        if ssl is not None:
+            options = self.parse("-s", "tcp:h:1", "-s", "ssl:chat.example.org:3443")
+            self.assertIsNone(options.servers[0].tls)
+            self.assertEqual(options.servers[1].tls.hostname, "chat.example.org")
+
     def test_tlsIsVerified(self):
         """Twisted checks no certificate for ssl: without hostname=; it is added."""
         for given, used in [
@@ -559,7 +623,8 @@ class OptionsTests(ProcessTestCase):
     def test_refused(self):
         for args in [("localhost", "http"), ("localhost", "0"), ("localhost", "65536"),
                      ("a", "1", "b"), ("host", "--server", "tcp:h:1"),
-                     ("--server", "nonsense:x")]:
+                     ("--server", "nonsense:x"), ("-s", "tcp:h:1", "-s", "nonsense:x"),
+                     ("-s", "tcp:h:1", "-s", "tcp:h:2", "host")]:
             self.assertRaises(usage.UsageError, self.parse, *args)
 
     @defer.inlineCallbacks
@@ -580,14 +645,15 @@ class OptionsTests(ProcessTestCase):
         codes = yield defer.gatherResults([client.ended, twistd.ended])
         self.assertEqual(codes, [0, 0])
         options = Options()
-        names = ["help", "version"] + [row[0] for row in options.optParameters + options.optFlags]
+        names = ["help", "version", "server"] + [
+            row[0] for row in options.optParameters + options.optFlags]
         for name in names:
             self.assertIn(f"--{name}", client.out)
             self.assertIn(f"--{name}", twistd.out)
         self.assertTrue(client.out.startswith("Usage: chatsvc-client [options] [HOST [PORT]]"))
         self.assertTrue(twistd.out.startswith("Usage: twistd [options] chatclient [options]"))
         for topic in ["NO_COLOR", "chatclient.log", "Exit status", "Ctrl-D", "Up/Down",
-                      "reconnects", "ssl:"]:
+                      "reconnects", "ssl:", "-s, --server=", "several --server"]:
             self.assertIn(topic, client.out)
 
 
@@ -968,6 +1034,112 @@ class SessionTests(TestCase):
         server.say("! The name taken is taken.", "* Enter your screen name:")
         server.welcome("alice")
         self.assertEqual(server.sent(), ["taken", "alice", "quit"])
+
+    def startSeveral(self, count=3, reconnect=True):
+        """A client with C{count} servers: chat:3000 (self.endpoint), chat2:3000, ..."""
+        self.endpoints = [self.endpoint] + [FakeEndpoint() for _ in range(count - 1)]
+        others = [ServerAddress(endpoint, f"chat{n}:3000", None)
+                  for n, endpoint in enumerate(self.endpoints[1:], 2)]
+        self.client = ChatClient(self.endpoint, "chat:3000", self.display,
+                                 reconnect=reconnect, clock=self.clock, others=others)
+        self.client.start().addCallback(self.exit.append)
+        return self.client
+
+    def attempts(self):
+        return [len(endpoint.attempts) for endpoint in self.endpoints]
+
+    def test_firstServerThatAnswers(self):
+        """In order, at once, from the first; those after the one that answers are not tried."""
+        self.startSeveral()
+        self.assertEqual(self.attempts(), [1, 0, 0])
+        self.endpoint.refuse()
+        self.assertEqual(self.attempts(), [1, 1, 0])
+        self.endpoints[1].accept()
+        self.assertEqual(self.attempts(), [1, 1, 0])
+        self.assertEqual(self.display.take(), [
+            ("problem", "Could not connect to chat:3000: connection refused (is the server"
+                        " running?). Trying chat2:3000..."),
+            ("status", "Connected to server chat2:3000")])
+        self.assertEqual((self.client.where, self.clock.getDelayedCalls()), ("chat2:3000", []))
+
+    def test_noServerAnswers(self):
+        self.startSeveral(2)
+        self.endpoint.refuse()
+        self.endpoints[1].refuse()
+        self.assertEqual(self.exit, [1])
+        self.assertEqual(self.display.take(), [
+            ("problem", "Could not connect to chat:3000: connection refused (is the server"
+                        " running?). Trying chat2:3000..."),
+            ("problem", "Could not connect to chat2:3000: connection refused (is the server"
+                        " running?).")])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_reconnectsToTheNextServers(self):
+        """After a drop: the next server, then each in turn, with the usual back-off."""
+        self.startSeveral()
+        self.endpoint.refuse()
+        server = self.endpoints[1].accept()  # on chat2
+        server.say(PROMPT)
+        self.client.lineTyped("alice")
+        server.welcome("alice")
+        self.client.lineTyped("join kitchen")
+        server.say("* You joined kitchen. Here: no one else.")
+        self.display.take()
+        server.close()
+        delays = []
+        for endpoint in [self.endpoints[2], self.endpoints[0], self.endpoints[1]]:
+            (call,) = self.clock.getDelayedCalls()
+            delays.append(call.getTime() - self.clock.seconds())
+            self.clock.advance(delays[-1])
+            endpoint.refuse()
+        self.assertEqual(delays, [1, 2, 4])
+        self.assertEqual(self.attempts(), [2, 2, 1])
+        self.clock.advance(8)
+        server = self.endpoints[2].accept()  # chat3, again
+        self.assertEqual(self.display.take(), [
+            ("problem", "Lost the connection to chat2:3000: the server closed the connection."
+                        " Reconnecting in 1 s."),
+            ("status", "Reconnecting to chat3:3000 (attempt 1)..."),
+            ("problem", "Could not reconnect: connection refused (is the server running?)."
+                        " Next attempt in 2 s."),
+            ("status", "Reconnecting to chat:3000 (attempt 2)..."),
+            ("problem", "Could not reconnect: connection refused (is the server running?)."
+                        " Next attempt in 4 s."),
+            ("status", "Reconnecting to chat2:3000 (attempt 3)..."),
+            ("problem", "Could not reconnect: connection refused (is the server running?)."
+                        " Next attempt in 8 s."),
+            ("status", "Reconnecting to chat3:3000 (attempt 4)..."),
+            ("status", "Connected to server chat3:3000")])
+        server.say(PROMPT)
+        self.assertEqual(server.sent(), ["alice"])  # signs in again on the other server
+        server.welcome("alice")
+        self.assertEqual(server.sent(), ["join kitchen"])
+        self.assertEqual(self.display.take(), [("status", "Signed in again as alice.")])
+        server.close()  # lost again: the next after chat3 is chat
+        self.clock.advance(1)
+        self.assertEqual(self.attempts(), [3, 2, 2])
+        self.assertEqual(self.display.take()[-1],
+                         ("status", "Reconnecting to chat:3000 (attempt 1)..."))
+
+    def test_severalServersWithoutReconnecting(self):
+        """Pipes and --plain: the servers are tried at the start only."""
+        self.startSeveral(2, reconnect=False)
+        server = self.signIn()
+        server.close()
+        self.assertEqual(self.exit, [1])
+        self.assertEqual(self.attempts(), [1, 0])
+
+    def test_tlsOfTheServerTried(self):
+        """A TLS failure is explained by the check of the server that was tried."""
+        checks = [object(), object()]
+        endpoints = [FakeEndpoint(), FakeEndpoint()]
+        client = ChatClient(endpoints[0], "a", self.display, reconnect=False, clock=self.clock,
+                            tls=checks[0], others=[ServerAddress(endpoints[1], "b", checks[1])])
+        client.start()
+        self.assertIs(client.tls, checks[0])
+        endpoints[0].refuse()
+        self.assertEqual((client.tls, client.endpoint, client.where),
+                         (checks[1], endpoints[1], "b"))
 
     def test_leave(self):
         self.start()
