@@ -14,7 +14,7 @@ import json
 
 from twisted.internet.task import LoopingCall
 
-from chatsvc.events import ModeChanged, TopicChanged
+from chatsvc.events import ModeChanged, TopicChanged, Whispered
 
 from chatsvc.rooms import Room
 from chatsvc.store import Message
@@ -22,6 +22,7 @@ from chatsvc.store import Message
 GAP_GRACE = 0.05  # seconds a hole may stay open while the bus is up, before the store fills it
 POSITION_INTERVAL = 1.0  # seconds between checks of every occupied room's last seq
 ROOMS = "rooms"  # the channel where servers say a room was created
+WHISPERS = "whispers"  # ... and pass on private messages to users on other servers
 
 
 def roomChannel(room_id) -> str:
@@ -76,6 +77,7 @@ class Cluster:
         self.bus.connected = self.checkPositions
         self.bus.lost = lambda: None
         self.bus.subscribe(ROOMS)
+        self.bus.subscribe(WHISPERS)
         self._positions = LoopingCall(self.checkPositions)
         self._positions.clock = self.clock
         self._positions.start(POSITION_INTERVAL, now=False)
@@ -159,9 +161,25 @@ class Cluster:
         if self.bus is not None:
             self.bus.publish(roomChannel(room.id), encodeSettings(room, events))
 
+    def whisperElsewhere(self, event):
+        """A private message to a user on another server: the server that has them tells them."""
+        if self.bus is not None:
+            self.bus.publish(WHISPERS, json.dumps(dataclasses.asdict(event)).encode("utf-8"))
+
+    def _whispered(self, payload):
+        try:
+            event = Whispered(**json.loads(payload))
+        except (ValueError, TypeError):
+            return self.log.warn("Ignored a private message on the bus")
+        recipient = self.names.get(event.recipient.casefold())
+        if recipient is not None:
+            self._tell(recipient, event)
+
     def _busReceived(self, channel, payload):
         if channel == ROOMS:
             return self.checkPositions()
+        if channel == WHISPERS:
+            return self._whispered(payload)
         try:
             room = self._byId.get(int(channel.split("/", 1)[1]))
             document = json.loads(payload)

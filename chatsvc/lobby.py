@@ -634,16 +634,19 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
         """
         self.mustBeSignedIn(user)
         recipient = self.names.get(name.casefold())
-        if recipient is None:
+        elsewhere = self._elsewhere.get(name.casefold()) if recipient is None else None
+        if recipient is None and elsewhere is None:
             raise errors.NoSuchUser(clean(name))
         text = clean(text)
         if not text.strip():
             raise errors.EmptyMessage()
         if action:
             text = asAction(text)
-        event = Whispered(user.name, recipient.name, text, notice, self.now(), self.newUid(),
-                          tags or {})
-        if recipient is not user:
+        event = Whispered(user.name, recipient.name if recipient else elsewhere, text, notice,
+                          self.now(), self.newUid(), tags or {})
+        if recipient is None:  # on another server
+            self.whisperElsewhere(event)
+        elif recipient is not user:
             self._tell(recipient, event)
         return event
 

@@ -10,6 +10,7 @@ presence (PostgreSQL) and a bus.
 """
 
 import uuid
+from types import MappingProxyType
 
 from twisted.internet.task import LoopingCall
 
@@ -22,6 +23,7 @@ class Presence:
     """Names unique across the servers of one chat (a mixin of the Lobby)."""
 
     node = None  # this server's id in the database; None: presence is not kept
+    _elsewhere = MappingProxyType({})  # (read-only until startPresence)
     admitting = True  # False while the database cannot be reached for a heartbeat
     _beats = None
     _beating = False

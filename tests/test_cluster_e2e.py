@@ -131,3 +131,13 @@ class TwoNodesTests(PostgresDatabase, ServerProcessTests, TestCase):
         yield other.waitFor("! alice is a registered name.")
         other.send("identify open-sesame")
         yield other.waitFor("* You are signed in to alice.")
+
+    @defer.inlineCallbacks
+    def test_privateMessagesReachAnotherServer(self):
+        (_, portA), (_, portB) = yield defer.gatherResults([self.node(), self.node()])
+        alice = yield self.connect(portA, "alice")
+        bob = yield self.connect(portB, "bob")
+        yield self.notYours(portB, "alice")  # b knows of alice now
+        bob.send("msg alice hello from b")
+        yield bob.waitFor("-> alice: hello from b")
+        yield alice.waitFor("<- bob: hello from b")

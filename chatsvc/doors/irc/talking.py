@@ -136,7 +136,7 @@ class Talking:
     def _whisper(self, command, target, text, numeric, action):
         lobby = self.factory.lobby
         recipient = lobby.names.get(target.casefold())
-        if recipient is None:
+        if recipient is None and not lobby.heldElsewhere(target):  # nor on another server
             return numeric(w.ERR_NOSUCHNICK, clean(target)[:64], "No such nick/channel")
         event = lobby.whisper(self.user, target, text, command == "NOTICE", self.clientTags,
                               action)
@@ -145,7 +145,7 @@ class Talking:
                                    self.tags(event.timestamp, event.uid, event.tags)))
         if recipient is self.user:
             self.deliver(event)
-        elif recipient.away and command == "PRIVMSG":
+        elif recipient is not None and recipient.away and command == "PRIVMSG":
             numeric(w.RPL_AWAY, recipient.name, recipient.away)
 
     def irc_OPER(self, message, name=None, password=None, *rest):
