@@ -12,12 +12,12 @@ from psycopg import errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from twisted.enterprise import adbapi
 from twisted.internet import threads
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatsvc.store import AccountTaken, IHistoryStore, Message, RoomRecord, RoomTaken
+from chatsvc.store.batching import GroupCommit
 
 
 SCHEMA = """
@@ -110,7 +110,7 @@ def _where(url):
 
 
 @implementer(IHistoryStore)
-class PostgresStore:
+class PostgresStore(GroupCommit):
     """
     History in PostgreSQL. All SQL after start-up runs on adbapi's threads,
     each with its own connection, never the reactor's. Writes are
@@ -123,7 +123,6 @@ class PostgresStore:
     """
 
     log = Logger()
-    BATCH_MAX = 5000
     THREADS = 3  # the writer and two readers (history pages do not wait for commits)
     DEADLOCK_RETRIES = 3  # a batch that mixes rooms and room changes may meet another node's
     CONNECT_TIMEOUT = 5  # seconds: a PostgreSQL that does not answer fails the write
@@ -150,13 +149,7 @@ class PostgresStore:
         self._conninfo = make_conninfo(**params)
         self._pool = None
         self._holder = None  # open()'s connection, for loadAccounts and loadSettings
-        self._queue = []  # (kind, payload, Deferred), in order
-        self._writing = False
-        self._idleWaiters = []
-        self._closing = False
-        self.transactions = 0  # committed write transactions, for tests and benchmarks
-        self.observeCommit = None  # called with each commit's seconds (--metrics)
-        self._started = None
+        self._startQueue()  # of (kind, payload, Deferred)
         self._unavailableSince = None  # when writes began failing (monotonic), or None
         self._unavailableLogged = None
         self._failedSinceLog = 0
@@ -341,12 +334,6 @@ class PostgresStore:
         cursor.execute(statement, params)
         return cursor.fetchall()
 
-    def close(self) -> Deferred:
-        if self._pool is None or self._closing:
-            return succeed(None)
-        self._closing = True  # refuse new writes, finish the queued ones
-        return self._whenIdle().addCallback(lambda _: self._release())
-
     def _release(self):
         self._pool.close()
         if self._holder is not None:
@@ -355,54 +342,30 @@ class PostgresStore:
     # -- the group commit, on the reactor's side
 
     def _enqueue(self, kind, payload) -> Deferred:
-        if self._closing:
-            return fail(RuntimeError("the store is closed"))
-        d = Deferred()
-        self._queue.append((kind, payload, d))
-        if not self._writing:
-            # At the end of this reactor turn: everything read in it shares a transaction.
-            self._writing = True
-            self._reactor.callLater(0, self._writeBatch)
-        return d
+        return self._queueWrite(kind, payload)
 
-    def _writeBatch(self):
-        batch = self._queue[:self.BATCH_MAX]
-        del self._queue[:self.BATCH_MAX]
-        self._writing = True
-        self._started = self._monotonic()
-        work = [(kind, payload) for kind, payload, _ in batch]
-        self._run(self._write, work).addBoth(self._written, batch)
+    def _transaction(self, batch):
+        return self._run(self._write, [(kind, payload) for kind, payload, _ in batch])
 
-    def _written(self, result, batch):
-        self._writing = False
-        if self._queue:  # keep the writer busy before telling anyone
-            self._writeBatch()
-        if isinstance(result, Failure):
-            if result.check(DatabaseUnavailable):
-                self._unavailable(result.value, len(batch))
-            else:
-                self.log.failure("Could not store {count} records", result, count=len(batch))
-            for _, _, d in batch:
-                d.errback(result)
+    def _failedBatch(self, result, batch):
+        if result.check(DatabaseUnavailable):
+            self._unavailable(result.value, len(batch))
         else:
-            if self._unavailableSince is not None:
-                self.log.info("PostgreSQL {where} answers again: storing again after"
-                              " {seconds:.1f} s ({count} writes refused meanwhile)",
-                              where=self.where, count=self._failedSinceLog,
-                              seconds=self._monotonic() - self._unavailableSince)
-                self._unavailableSince = None
-            self.transactions += 1
-            if self.observeCommit is not None:
-                self.observeCommit(self._monotonic() - self._started)
-            for (_, _, d), outcome in zip(batch, result):
-                if isinstance(outcome, Exception):
-                    d.errback(outcome)
-                else:
-                    d.callback(outcome)
-        if not self._writing:
-            waiters, self._idleWaiters = self._idleWaiters, []
-            for waiter in waiters:
-                waiter.callback(None)
+            self.log.failure("Could not store {count} records", result, count=len(batch))
+        GroupCommit._failedBatch(self, result, batch)
+
+    def _committedBatch(self, result, batch):
+        if self._unavailableSince is not None:
+            self.log.info("PostgreSQL {where} answers again: storing again after"
+                          " {seconds:.1f} s ({count} writes refused meanwhile)",
+                          where=self.where, count=self._failedSinceLog,
+                          seconds=self._monotonic() - self._unavailableSince)
+            self._unavailableSince = None
+        for (_, _, d), outcome in zip(batch, result):  # one outcome a write
+            if isinstance(outcome, Exception):
+                d.errback(outcome)
+            else:
+                d.callback(outcome)
 
     def _unavailable(self, error, count):
         # Loud, but bounded: once when it starts, then one line per interval.
@@ -417,13 +380,6 @@ class PostgresStore:
             self.log.error("{error} Still refusing writes: {count} refused so far.",
                            error=error, count=self._failedSinceLog)
             self._unavailableLogged = now
-
-    def _whenIdle(self) -> Deferred:
-        if not self._writing:
-            return succeed(None)
-        d = Deferred()
-        self._idleWaiters.append(d)
-        return d
 
     # -- in a pool thread
 

@@ -15,6 +15,7 @@ from zope.interface import implementer
 
 from chatsvc.store import (DatabaseInUse, DatabaseLost, IHistoryStore, Message, RoomRecord,
                            RoomTaken)
+from chatsvc.store.batching import GroupCommit
 
 
 SCHEMA = """
@@ -88,7 +89,7 @@ def _uri(path, mode=""):
 
 
 @implementer(IHistoryStore)
-class SQLiteStore:
+class SQLiteStore(GroupCommit):
     """
     History in one SQLite file. All SQL after start-up runs on adbapi's
     threads, never the reactor's. Writes are group-committed: one transaction
@@ -97,7 +98,6 @@ class SQLiteStore:
     """
 
     log = Logger()
-    BATCH_MAX = 5000
     LOST_LOG_INTERVAL = 60.0  # seconds between reminders that writes are refused
 
     def __init__(self, path: str, reactor=None, durability: str = "full",
@@ -110,13 +110,7 @@ class SQLiteStore:
         self._monotonic = monotonic  # spaces the reminders: a clock step never silences them
         self._pool = None
         self._holder = None  # the connection open() made
-        self._queue = []  # (insert statement, row, Deferred), in order
-        self._writing = False
-        self._idleWaiters = []
-        self._closing = False
-        self.transactions = 0  # committed write transactions, for tests and benchmarks
-        self.observeCommit = None  # called with each commit's seconds (--metrics)
-        self._started = None  # when the transaction being written began
+        self._startQueue()  # of (statement, row, Deferred)
         self._identity = None  # (st_dev, st_ino) of the database file opened
         self._walIdentity = None  # ... and of its -wal, once the writer has it open
         self._lost = None  # the DatabaseLost once seen: every later write is refused
@@ -287,12 +281,6 @@ class SQLiteStore:
             "SELECT MIN(seq) FROM messages WHERE room_id = ? AND ts >= ?",
             (room_id, timestamp)).addCallback(lambda rows: rows[0][0])
 
-    def close(self) -> Deferred:
-        if self._pool is None or self._closing:
-            return succeed(None)
-        self._closing = True  # refuse new writes, finish the queued ones
-        return self._whenIdle().addCallback(lambda _: self._release())
-
     def _release(self):
         self._pool.close()
         self._holder.close()
@@ -302,30 +290,13 @@ class SQLiteStore:
         Queue one write; C{companions}, (statement, row) each, go in the same
         transaction right after it, answered by its Deferred.
         """
-        if self._closing:
-            return fail(RuntimeError("the store is closed"))
-        if self._lost is not None:
+        if self._lost is not None and not self._closing:
             self._refuse(1)
             return fail(self._lost)
-        d = Deferred()
-        self._queue.append((statement, row, d))
-        self._queue.extend((statement, row, None) for statement, row in companions)
-        if not self._writing:
-            # Start at the end of this reactor turn, so that everything read
-            # in it (a burst from many users) shares one transaction.
-            self._writing = True
-            self._reactor.callLater(0, self._writeBatch)
-        return d
+        return self._queueWrite(statement, row, companions)
 
-    def _writeBatch(self):
-        end = min(self.BATCH_MAX, len(self._queue))
-        while end < len(self._queue) and self._queue[end][2] is None:
-            end += 1  # a write's companions go in its transaction
-        batch = self._queue[:end]
-        del self._queue[:end]
-        self._writing = True
-        self._started = self._monotonic()
-        self._pool.runInteraction(self._insert, batch).addBoth(self._written, batch)
+    def _transaction(self, batch):
+        return self._pool.runInteraction(self._insert, batch)
 
     def _insert(self, cursor, batch):
         """
@@ -373,40 +344,30 @@ class SQLiteStore:
                 or self._walIdentity is not None
                 and _identity(self.path + "-wal") != self._walIdentity)
 
-    def _written(self, result, batch):
-        self._writing = False
-        if not isinstance(result, Failure):
-            seqs, last = result
-            self._lastSeq.update(last)  # before the next batch numbers any
-        if self._queue:  # keep the writer busy before telling anyone
-            self._writeBatch()
-        if isinstance(result, Failure):
-            if not result.check(DatabaseLost) and self._filesChanged():
-                # The file went before the check could run (say a new
-                # connection could not open it): the same loss, the same answer.
-                result = Failure(DatabaseLost(self.path))
-            if result.check(DatabaseLost):
-                self._databaseLost(result.value, len(batch))
-            else:
-                self.log.failure("Could not store {count} records", result, count=len(batch))
-            for _, _, d in batch:
-                if d is not None:
-                    d.errback(result)
+    def _beforeNext(self, result):
+        seqs, last = result
+        self._lastSeq.update(last)  # before the next batch numbers any
+
+    def _failedBatch(self, result, batch):
+        if not result.check(DatabaseLost) and self._filesChanged():
+            # The file went before the check could run (say a new
+            # connection could not open it): the same loss, the same answer.
+            result = Failure(DatabaseLost(self.path))
+        if result.check(DatabaseLost):
+            self._databaseLost(result.value, len(batch))
         else:
-            self.transactions += 1
-            if self.observeCommit is not None:
-                self.observeCommit(self._monotonic() - self._started)
-            for i, (statement, row, d) in enumerate(batch):
-                if d is None:
-                    continue
-                if statement is _INSERT_MESSAGE:  # the message as stored
-                    d.callback(Message(row[0], seqs.get(i, row[1]), *row[2:]))
-                else:
-                    d.callback(None)
-        if not self._writing:
-            waiters, self._idleWaiters = self._idleWaiters, []
-            for waiter in waiters:
-                waiter.callback(None)
+            self.log.failure("Could not store {count} records", result, count=len(batch))
+        GroupCommit._failedBatch(self, result, batch)
+
+    def _committedBatch(self, result, batch):
+        seqs, _ = result
+        for i, (statement, row, d) in enumerate(batch):
+            if d is None:
+                continue
+            if statement is _INSERT_MESSAGE:  # the message as stored
+                d.callback(Message(row[0], seqs.get(i, row[1]), *row[2:]))
+            else:
+                d.callback(None)
 
     def _databaseLost(self, error, count):
         if self._lost is None:
@@ -429,13 +390,6 @@ class SQLiteStore:
                 error=self._lost, count=self._refused)
             self._refused = 0
             self._lostLogged = now
-
-    def _whenIdle(self) -> Deferred:
-        if not self._writing:
-            return succeed(None)
-        d = Deferred()
-        self._idleWaiters.append(d)
-        return d
 
 
 def _identity(path):
