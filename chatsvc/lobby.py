@@ -10,7 +10,7 @@ import uuid
 from collections import deque
 
 from twisted.application import service
-from twisted.internet.defer import Deferred, FirstError, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -608,8 +608,6 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
     @staticmethod
     def _notStoredBecause(failure):
         """What to tell the sender: try again, or nothing will be stored for now."""
-        if failure.check(FirstError):  # one of several writes (gatherResults)
-            failure = failure.value.subFailure
         return errors.NotStored.LOST if failure.check(DatabaseLost) else errors.NotStored.AGAIN
 
     def _notStored(self, failure, room, message):
