@@ -54,6 +54,26 @@ def _seconds(text):
     return value
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"takes a fraction between 0 and 1, not {text!r}")
+    return value
+
+
+def _downtime(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"takes seconds from 0 to 3600, not {text!r}")
+    return value
+
+
 def _address(text):
     host, _, port = text.rpartition(":")
     if host == "localhost":
@@ -93,6 +113,21 @@ def makeParser():
                         " bench may create databases on (e.g."
                         " postgresql://postgres@127.0.0.1/postgres); each run gets a database"
                         " of its own, dropped afterwards (needs the postgres extra)")
+    common.add_argument("--nodes", type=_whole(1, 16), default=None, metavar="N",
+                        help="with --postgres, fanout and store: start a redis-server of the"
+                        " bench's own (a spare port on 127.0.0.1, nothing saved) and N nodes"
+                        " on the run's database with --bus on it, and spread each role's"
+                        " clients round-robin over the nodes")
+    common.add_argument("--cluster-ttl", type=_seconds, default=None, metavar="SECONDS",
+                        help="with --nodes: the nodes' --cluster-ttl (default theirs, 15)")
+    common.add_argument("--restart-redis", type=_fraction, default=None, metavar="FRACTION",
+                        help="with --nodes: once this fraction of the messages (0 to 1) has"
+                        " been echoed, kill the bench's redis-server (SIGKILL) and start it"
+                        " again on the same port; the latency is then given for the copies"
+                        " sent around the outage and for the rest apart")
+    common.add_argument("--redis-down", type=_downtime, default=0.0, metavar="SECONDS",
+                        help="with --restart-redis: how long Redis stays down (default 0: it"
+                        " is started again as soon as it has exited)")
     common.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                         help="pass ARG on to the server the bench starts (repeatable),"
                         " e.g. --server-arg=--history-replay=100")
@@ -162,6 +197,7 @@ def parseArgs(argv):
         sub.error("--server-arg is for a server the bench starts, not one given by --connect")
     if args.connect and args.postgres:
         sub.error("--postgres is for a server the bench starts, not one given by --connect")
+    _checkNodes(args, sub)
     if args.workload == "fanout":
         workload = Fanout(args.receivers, args.senders, args.messages, args.window, args.payload)
     elif args.workload == "join":
@@ -178,6 +214,32 @@ def parseArgs(argv):
         sub.error(f"{workload.clientsNeeded():,} connections need more open files than"
                   f" this shell allows ({resource.getrlimit(resource.RLIMIT_NOFILE)[1]:,})")
     return args, workload
+
+
+def _checkNodes(args, sub):
+    """--nodes and the options that go with it (a bad combination exits 2)."""
+    if args.nodes is None:
+        for option, value in (("--cluster-ttl", args.cluster_ttl),
+                              ("--restart-redis", args.restart_redis)):
+            if value is not None:
+                sub.error(f"{option} goes with --nodes")
+        if args.redis_down:
+            sub.error("--redis-down goes with --restart-redis")
+        return
+    if args.workload not in ("fanout", "store"):
+        sub.error("--nodes is for the fanout and store workloads")
+    if not args.postgres:
+        sub.error("--nodes needs --postgres: the nodes share a PostgreSQL database")
+    if args.connect is not None:
+        sub.error("--nodes starts its own nodes; --connect drives a running server")
+    if args.protocol != "chatsvc" or args.servers or args.irc_server:
+        sub.error("--nodes drives chatsvc's native door only (no --protocol, --servers)")
+    if args.redis_down and args.restart_redis is None:
+        sub.error("--redis-down goes with --restart-redis")
+    from chatsvc.bench.privateredis import findRedisServer
+    if findRedisServer() is None:
+        sub.error("--nodes starts a redis-server of its own, and there is none on PATH"
+                  " (Debian: apt-get install redis-server)")
 
 
 class Bench(Runner):
@@ -280,10 +342,13 @@ class Bench(Runner):
             drop()
         return result
 
+    def newRun(self, host, port, pid, index, target):
+        return Run(self.reactor, host, port, target.dialect(), self.args.timeout, pid,
+                   self.runId(index))
+
     async def _measure(self, result, host, port, pid, index, target):
         args, workload = self.args, target.workload
-        run = Run(self.reactor, host, port, target.dialect(), args.timeout, pid,
-                  self.runId(index))
+        run = self.newRun(host, port, pid, index, target)
         run.sinks, run.probes = args.sinks, args.probes
         which = f"{target.name} " if len(self.targets) > 1 else ""
         progress = LoopingCall(lambda: self.say(
@@ -324,6 +389,9 @@ def main(argv=None):
 
     async def go(reactor):
         runner = AbuseBench if workload.name == "abuse" else Bench  # two servers a repeat
+        if getattr(args, "nodes", None):
+            from chatsvc.bench.nodes import ClusterBench
+            runner = ClusterBench
         results = await runner(reactor, args, workload).runAll()
         if not all(r.complete for r in results):
             raise SystemExit(1)

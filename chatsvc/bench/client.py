@@ -207,7 +207,12 @@ class Tally:
             data = self.tail + data
         end = data.rfind(b"\n") + 1
         self.tail = data[end:]
-        found = self.find(data, 0, end)
+        self.count(self.find(data, 0, end), now)
+        if self.messages >= self.expected and not self.done.called:
+            self.done.callback(None)
+
+    def count(self, found, now):
+        """The bench messages of one chunk, (SID, SEQ, T) each, that arrived at C{now}."""
         self.messages += len(found)
         append = self.deliveries.append
         mine, sender = self.mine, self.sender
@@ -216,8 +221,6 @@ class Tally:
             append(latency)
             if sid == mine:
                 sender.echoed(int(seq), latency)
-        if self.messages >= self.expected and not self.done.called:
-            self.done.callback(None)
 
 
 class Sender:

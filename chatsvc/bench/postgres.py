@@ -27,3 +27,26 @@ def throwawayDatabase(admin, run):
 def countRows(url):
     with _connect(url) as connection:
         return connection.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+
+
+def checkRows(url):
+    """
+    (rows, distinct uids, holes): what a cluster run left in its database.
+    Holes are seqs missing below a room's highest (each room numbers from 1).
+    """
+    with _connect(url) as connection:
+        rows, uids = connection.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT uid) FROM messages").fetchone()
+        (highest,) = connection.execute(
+            "SELECT COALESCE(SUM(top), 0) FROM"
+            " (SELECT MAX(seq) AS top FROM messages GROUP BY room_id) t").fetchone()
+        return rows, uids, highest - rows
+
+
+def backendPids(url):
+    """The PIDs of the PostgreSQL backends connected to the database at C{url}."""
+    name = urlsplit(url).path.lstrip("/")
+    with _connect(url) as connection:
+        return {pid for (pid,) in connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,))}

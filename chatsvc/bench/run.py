@@ -19,7 +19,7 @@ from twisted.internet.defer import (
 )
 from twisted.internet.protocol import Factory
 
-from chatsvc.bench.client import BenchClient, Clock, newSamples
+from chatsvc.bench.client import BenchClient, Clock, Tally, newSamples
 from chatsvc.bench.server import BenchError, cpuSeconds, hostBusySeconds
 
 CONNECT_CONCURRENCY = 40  # below the server's listen backlog (50)
@@ -32,6 +32,8 @@ CpuReading = namedtuple("CpuReading", "wall server kernel bench host")
 
 
 class Run:
+    tallyClass = Tally  # what counts a native client's lines (a cluster run checks order too)
+
     def __init__(self, reactor, host, port, dialect, timeout, pid=None, runId=None):
         self.reactor = reactor
         self.host = host
@@ -73,11 +75,22 @@ class Run:
         """A new connection that has chosen its screen name."""
         if self.expired:
             raise BenchError("the run's timeout passed")
-        endpoint = endpoints.TCP4ClientEndpoint(self.reactor, self.host, self.port, timeout=30)
+        endpoint = endpoints.TCP4ClientEndpoint(self.reactor, self.host, self.portFor(name),
+                                                timeout=30)
         client = await endpoint.connect(Factory.forProtocol(lambda: self.dialect.newClient(name)))
         self.clients.append(client)
         await self.dialect.login(client, name)
         return client
+
+    def portFor(self, name):
+        """The port the client named C{name} connects to (a cluster run has several)."""
+        return self.port
+
+    async def settle(self, room, clients):
+        """After the barrier: what else must arrive before counting (a cluster's notices)."""
+
+    def measuring(self, senders):
+        """The senders are about to start: the measurement's epoch (a cluster run's cue)."""
 
     async def sync(self, client, room=None):
         """Make sure every line sent to C{client} before now has arrived."""

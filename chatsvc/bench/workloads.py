@@ -117,6 +117,7 @@ class Fanout(Workload):
         everyone = senders + receivers
         # Every join notice has arrived once each client has its answer to who.
         await run.gather([lambda c=c: run.sync(c, room) for c in everyone])
+        await run.settle(room, everyone)
         return await self.measureSending(run, senders, receivers)
 
     async def measureSending(self, run, senders, receivers):
@@ -145,10 +146,10 @@ class Counting:
     def startSenders(self, senderClients):
         expected = self.total if self.fanout else self.senders[0].count
         for sender, client in zip(self.senders, senderClients):
-            client.startCounting(Tally(self.run, expected, sender))
+            client.startCounting(self.run.tallyClass(self.run, expected, sender))
 
     def startReceiver(self, client):
-        client.startCounting(Tally(self.run, self.total))
+        client.startCounting(self.run.tallyClass(self.run, self.total))
 
     def check(self, tallies, far, lines):
         marked = sum(t.messages for t in tallies) + far.messages
@@ -176,6 +177,7 @@ async def _measureSending(run, senderClients, receivers, count, window, payload,
     run.progress = lambda: (
         f"{sum(s.acked for s in senders):,}/{total:,} {how.acks}, "
         f"{sum(c.tally.lines for c in everyone):,}/{expectedLines:,} lines")
+    run.measuring(senders)
     cpu0 = run.cpu()
     for sender in senders:
         sender.start()
