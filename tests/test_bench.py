@@ -51,7 +51,8 @@ class BenchTestCase(TestCase):
     async def bench(self, *argv):
         """Run chatsvc-bench with C{argv} in this process; its results."""
         args, workload = cli.parseArgs([*argv, "--quiet", "--json", self.json])
-        return await cli.Bench(reactor, args, workload, out=self.out, err=self.err).runAll()
+        runner = cli.runnerFor(args, workload)
+        return await runner(reactor, args, workload, out=self.out, err=self.err).runAll()
 
     def records(self):
         with open(self.json) as f:
@@ -182,6 +183,35 @@ class WorkloadTests(BenchTestCase):
         self.assertEqual((result.metrics["messages"], result.metrics["rows_stored"]), (10, 10))
 
     @coroutine
+    async def test_twoNodesThroughARedisRestart(self):
+        """
+        --nodes 2 --restart-redis: two nodes on one PostgreSQL database and
+        the bench's own Redis, killed and started again half-way; every copy
+        arrives once and in order, and the database holds each message once.
+        """
+        from tests.test_bus import needRedisServer
+        from tests.test_store_contract import POSTGRES_URL, postgresReachable
+        needRedisServer(self)
+        reachable, why = postgresReachable()
+        if not reachable:
+            if os.environ.get("CI") == "true":
+                self.fail(f"CI=true, so the PostgreSQL tests must run, but {why}")
+            raise SkipTest(why)
+        [result] = await self.bench("fanout", "-R", "3", "-S", "2", "-M", "60",
+                                    "--nodes", "2", "--restart-redis", "0.5",
+                                    "--postgres", POSTGRES_URL)
+        self.assertComplete(result)
+        m = result.metrics
+        self.assertEqual((m["messages"], m["lines"], m["lines_expected"]), (120, 600, 600))
+        self.assertEqual((m["copies_duplicated"], m["copies_skipped"]), (0, 0))
+        self.assertEqual((m["rows_duplicate_uids"], m["rows_seq_holes"]), (0, 0))
+        self.assertEqual(m["rows_stored"], 120 + 2)  # and one settling line from each node
+        self.assertEqual(m["outage_timed"] + m["steady_timed"], m["delivery_timed"])
+        self.assertIsNotNone(m["redis_down_s"])  # it was killed, and came back
+        self.assertEqual((len(result.server["pids"]), result.server["tracebacks"]), (2, 0))
+        self.assertNotIn("6379", " ".join(result.server["redis"]))
+
+    @coroutine
     async def test_connections(self):
         [result] = await self.bench("connections", "-N", "5")
         self.assertComplete(result)
@@ -294,6 +324,12 @@ class CommandLineTests(TestCase):
         self.assertIn("invalid choice", self.badArguments("nosuch"))
         self.assertIn("required", self.badArguments())
         self.assertIn("takes seconds", self.badArguments("connections", "--timeout", "0"))
+        self.assertIn("--nodes needs --postgres", self.badArguments("fanout", "--nodes", "2"))
+        self.assertIn("--restart-redis goes with --nodes",
+                      self.badArguments("fanout", "--restart-redis", "0.5"))
+        self.assertIn("between 0 and 1", self.badArguments("fanout", "--restart-redis", "1.5"))
+        self.assertIn("for the fanout and store workloads",
+                      self.badArguments("join", "--nodes", "2", "--postgres", "postgresql://x@127.0.0.1/y"))
 
     def test_repeatHelp(self):
         """--repeat promises fresh servers only for the servers the bench starts."""

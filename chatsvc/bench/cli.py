@@ -372,6 +372,16 @@ class Bench(Runner):
         result.errors[:0] = [e for e in run.errors if e not in result.errors]
 
 
+def runnerFor(args, workload):
+    """What runs the repeats: one server, two (abuse) or a cluster (--nodes)."""
+    if workload.name == "abuse":
+        return AbuseBench
+    if getattr(args, "nodes", None):
+        from chatsvc.bench.nodes import ClusterBench
+        return ClusterBench
+    return Bench
+
+
 def _raiseFileLimit():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
@@ -388,11 +398,7 @@ def main(argv=None):
     _raiseFileLimit()
 
     async def go(reactor):
-        runner = AbuseBench if workload.name == "abuse" else Bench  # two servers a repeat
-        if getattr(args, "nodes", None):
-            from chatsvc.bench.nodes import ClusterBench
-            runner = ClusterBench
-        results = await runner(reactor, args, workload).runAll()
+        results = await runnerFor(args, workload)(reactor, args, workload).runAll()
         if not all(r.complete for r in results):
             raise SystemExit(1)
 

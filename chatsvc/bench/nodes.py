@@ -328,8 +328,9 @@ class ClusterBench(Bench):
             result.errors.append(f"restarting Redis: {e}")
         elapsed = result.metrics.get("elapsed_s")
         if run.backAt is not None and elapsed is not None and run.backAt / 1e6 > elapsed:
-            result.errors.append(f"the run ended {elapsed:g} s in, before Redis was back"
-                                 f" ({run.backAt / 1e6:.3f} s): give more messages")
+            # Not an error (nothing was lost): the run measured less than was asked.
+            self.warn(f"run {result.run}: it ended {elapsed:g} s in, before Redis was back"
+                      f" ({run.backAt / 1e6:.3f} s): give more messages to measure after it")
         result.metrics.update(run.windows())
 
     def _check(self, result):

@@ -38,7 +38,7 @@ def checkRows(url):
         rows, uids = connection.execute(
             "SELECT COUNT(*), COUNT(DISTINCT uid) FROM messages").fetchone()
         (highest,) = connection.execute(
-            "SELECT COALESCE(SUM(top), 0) FROM"
+            "SELECT COALESCE(SUM(top), 0)::bigint FROM"
             " (SELECT MAX(seq) AS top FROM messages GROUP BY room_id) t").fetchone()
         return rows, uids, highest - rows
 
