@@ -14,6 +14,7 @@ import json
 
 from twisted.internet.task import LoopingCall
 
+from chatsvc.elsewhere import PEOPLE
 from chatsvc.events import ModeChanged, TopicChanged, Whispered
 
 from chatsvc.rooms import Room
@@ -21,8 +22,12 @@ from chatsvc.store import Message
 
 GAP_GRACE = 0.05  # seconds a hole may stay open while the bus is up, before the store fills it
 POSITION_INTERVAL = 1.0  # seconds between checks of every occupied room's last seq
+# ... while the bus is down, when they are how other servers' messages come
+# (cluster.md 6): a talker's listeners wait this long, not a second.
+BUS_DOWN_INTERVAL = 0.1
 ROOMS = "rooms"  # the channel where servers say a room was created
 WHISPERS = "whispers"  # ... and pass on private messages to users on other servers
+SERVER = "server"  # ... and the server-wide settings (address bans) as just stored
 
 
 def roomChannel(room_id) -> str:
@@ -73,14 +78,26 @@ class Cluster:
         self._byId = {room.id: room for room in self.rooms.values()}
         if self.bus is None:
             return
-        self.bus.received = self._busReceived
-        self.bus.connected = self.checkPositions
-        self.bus.lost = lambda: None
-        self.bus.subscribe(ROOMS)
-        self.bus.subscribe(WHISPERS)
         self._positions = LoopingCall(self.checkPositions)
         self._positions.clock = self.clock
         self._positions.start(POSITION_INTERVAL, now=False)
+        self.bus.received = self._busReceived
+        self.bus.connected = self._busConnected
+        self.bus.lost = lambda: self._checkEvery(BUS_DOWN_INTERVAL)
+        self.bus.subscribe(ROOMS)
+        self.bus.subscribe(WHISPERS)
+        self.bus.subscribe(SERVER)
+
+    def _busConnected(self):
+        self._checkEvery(POSITION_INTERVAL)
+        return self.checkPositions()  # what was published while it was down
+
+    def _checkEvery(self, interval):
+        if self._positions is None or not self._positions.running:
+            return  # stopped
+        if self._positions.interval != interval:
+            self._positions.stop()
+            self._positions.start(interval, now=False)
 
     def stopCluster(self):
         if self._positions is not None and self._positions.running:
@@ -180,6 +197,14 @@ class Cluster:
             return self.checkPositions()
         if channel == WHISPERS:
             return self._whispered(payload)
+        if channel == PEOPLE:
+            return self._heardOfPeople(payload)
+        if channel == SERVER:
+            try:
+                saved = json.loads(payload)
+            except ValueError:
+                return self.log.warn("Ignored a message on the bus's {channel}", channel=SERVER)
+            return self.serverChanged(saved)
         try:
             room = self._byId.get(int(channel.split("/", 1)[1]))
             document = json.loads(payload)
@@ -202,6 +227,11 @@ class Cluster:
             if message.room_id == room.id:
                 self.accept(room, message)
         self._broadcastSoon()
+
+    def tellServers(self, saved):
+        """The server-wide settings, as just stored: the other servers apply them at once."""
+        if self.bus is not None:
+            self.bus.publish(SERVER, json.dumps(saved, sort_keys=True).encode())
 
     def roomAdded(self, room):
         self._byId[room.id] = room

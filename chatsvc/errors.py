@@ -98,6 +98,16 @@ class NotStored(ChatError):
         super().__init__(f"{what} could not be saved, so {so}. {then}")
 
 
+class NotConfirmed(NotStored):
+    """The commit was sent, but the database never said whether it was done."""
+
+    def __init__(self):
+        ChatError.__init__(
+            self, "Your message may or may not have been saved: the database stopped"
+            " answering. If it was saved, you will see it shortly; wait before you"
+            " send it again.")
+
+
 class NotRead(ChatError):
     def __init__(self, room: str):
         super().__init__(

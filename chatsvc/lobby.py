@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from chatsvc import errors
 from chatsvc.accounts import Accounts
 from chatsvc.cluster import Cluster
+from chatsvc.elsewhere import Elsewhere, portrait
 from chatsvc.moderation import Moderation
 from chatsvc.presence import Presence
 from chatsvc.signing import SigningIn
@@ -63,7 +64,7 @@ class User:
             yield f"{name}!{ident}@{host}".casefold()
 
 
-class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
+class Lobby(Presence, Elsewhere, Cluster, Moderation, SigningIn, service.Service):
     """
     Holds the users online and the rooms with their history. Synchronous
     where it can be; a Deferred wherever the store is involved.
@@ -87,6 +88,8 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
         self.rooms = {}  # casefolded room name -> Room
         self._byName = []  # every room key, sorted: `list` walks it
         self._occupied = set()  # rooms with members: `list` shows them first
+        self._peopled = set()  # ... and those with members on other servers
+        self.me = uuid.uuid4().hex[:16]  # this server's name to the others
         self.stopping = False
         self._allGone = None  # fires once every user has gone, while stopping
         self._broadcastCall = None
@@ -122,6 +125,7 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
         self.restoreServer(saved.get("server", {}))
         self._byName = sorted(self.rooms)
         self.startCluster()
+        self.startElsewhere()
         self.startPresence()
         self.accounts.startService()
         self.log.info("Loaded {rooms} rooms and {accounts} accounts", rooms=len(self.rooms),
@@ -162,6 +166,7 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
 
     def _addRoom(self, room):
         self.rooms[room.key] = room
+        self.placeStrangers(room)
         # A new list, not a changed one: a `list` being sent walks the old one.
         self._byName = self._byName[:]
         bisect.insort(self._byName, room.key)
@@ -228,6 +233,8 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
         if user.name is not None:
             for other in others:
                 self._tell(other, Quit(user.name, why, text))
+            if user.claiming is None:
+                self.tellElsewhere("q", user.name, why, text)
         if user.name is not None and self.names.get(user.name.casefold()) is user:
             del self.names[user.name.casefold()]
             self.released(user.name)
@@ -238,6 +245,7 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
 
     def chooseName(self, user: User, requested: str) -> str:
         """Give C{user} the name asked for, or the next free C{Guest<N>} for ''."""
+        self.mayAdmit()  # a name is one server's only while the database says so
         if len(self.names) >= self.settings.max_clients:  # it filled up meanwhile
             raise errors.ServerFull(self.settings.max_clients)
         name = clean(requested).strip()
@@ -250,9 +258,21 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
         user.name = name
         self.names[name.casefold()] = user
         self.claimed(user, name)
+        self._arrived(user)
         self.mostOnline = max(self.mostOnline, len(self.names))
         self._named(user)
         return name
+
+    def _arrived(self, user):
+        """C{user} is online (once the name is surely theirs): the other servers hear of it."""
+        def told(theirs):
+            if theirs and user in self.users and user.name is not None:
+                self.tellElsewhere("h", portrait(user))
+            return theirs
+        if user.claiming is None:
+            told(True)
+        else:
+            user.claiming.addCallback(told)
 
     def unname(self, user: User):
         """Take back the first name C{user} was given (another server's user has it)."""
@@ -317,11 +337,11 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
             def match(key, inner=inner):
                 room = self.rooms.get(key)
                 return inner(key) and (room is None or self.canSee(viewer, room))
-        busy = sorted(self._occupied, key=lambda r: (-len(r.members), r.key))
+        busy = sorted(self._occupied | self._peopled, key=lambda r: (-r.headcount(), r.key))
         keys = self._byName  # replaced, not changed, by a new room: safe to walk
         for room in busy:
             if match is None or match(room.key):
-                yield room.name, len(room.members)
+                yield room.name, room.headcount()
             else:
                 yield None
         shown = set(busy)
@@ -330,7 +350,7 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
             if room is None or room in shown:
                 continue
             if match is None or match(key):
-                yield room.name, len(room.members)  # some may have come meanwhile
+                yield room.name, room.headcount()  # some may have come meanwhile
             else:
                 yield None
 
@@ -434,7 +454,7 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
         if exclusive:
             for other in list(user.rooms.values()):
                 self._leave(user, other, "moved")
-        others = tuple(u.name for u in room.members)
+        others = tuple(u.name for u in room.everyone())
         if not room.members:
             self.hereNow(room)  # its messages from other servers, from now on
         room.broadcast(Joined(room.name, user.name))
@@ -442,6 +462,7 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
         room.members[user] = None
         self._occupied.add(room)
         user.rooms[room.key] = room
+        self.tellElsewhere("j", room.id, portrait(user), room.roleOf(user))
         # Replay comes from memory (read from the store when the first member
         # came): a join costs the same whatever the history's size.
         replay = tuple(room.recent)
@@ -512,6 +533,7 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
             self.lastHereLeft(room)
         if announce:
             room.broadcast(Left(room.name, user.name, why, text))
+            self.tellElsewhere("l", room.id, user.name, why, text, None)
 
     def neighbours(self, user: User) -> dict:
         """Everyone who shares a room with C{user}, each once (an ordered set)."""
@@ -614,6 +636,8 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
         self._clientTags.pop(message.uid, None)
         self._returned += 1
         self._release()
+        if getattr(failure.value, "unknown", False):  # sent, never confirmed (PostgreSQL)
+            raise errors.NotConfirmed()
         raise errors.NotStored(then=self._notStoredBecause(failure))
 
     def now(self) -> float:
@@ -669,6 +693,7 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
         user.away = text or None
         for other in self.neighbours(user):
             self._tell(other, Away(user.name, user.away))
+        self.tellElsewhere("a", user.name, user.away)
 
     def rename(self, user: User, requested: str) -> str:
         """Give C{user} a new name; they and everyone who shares a room with them are told."""
@@ -686,6 +711,7 @@ class Lobby(Presence, Cluster, Moderation, SigningIn, service.Service):
         event = Renamed(old, name)
         for other in (user, *self.neighbours(user)):
             self._tell(other, event)
+        self.tellElsewhere("r", old, name)
         self.log.info("{old} is now {new}", old=old, new=name)
         return name
 

@@ -84,7 +84,7 @@ class Moderation:
             raise errors.InviteOnly(room.name)
         if room.password is not None and key != room.password and not invited:
             raise errors.BadKey(room.name)
-        if room.limit is not None and len(room.members) >= room.limit and not invited:
+        if room.limit is not None and room.headcount() >= room.limit and not invited:
             raise errors.RoomFull(room.name, room.limit)
 
     def entered(self, user, room):
@@ -94,7 +94,7 @@ class Moderation:
         role = room.roles.get(account) if account else None
         if account is not None and room.owner == account:
             role = "o"
-        if role is None and not room.members and room.owner is None:
+        if role is None and not room.headcount() and room.owner is None:
             role = "o"  # the first into a room nobody owns runs it while they stay, as on IRC
         if role == "o":
             room.operators.add(user)
@@ -317,11 +317,7 @@ class Moderation:
             raise errors.OwnerProtected(target.name, room.name)
 
     def _privilege(self, room, on, letter, name, user):
-        target = self.names.get((name or "").casefold())
-        if target is None:
-            raise errors.NoSuchUser(clean(name or ""))
-        if target not in room.members:
-            raise errors.NotInThatRoom(target.name, room.name)
+        target = self._member(room, name or "")
         if not on:
             self._protected(user, room, target)
         holders = room.operators if letter == "o" else room.voiced
@@ -336,9 +332,13 @@ class Moderation:
             elif not on and role == letter:
                 del room.roles[account]
                 kept = True
-        if (target in holders) == on and not kept:
+        if (letter in room.roleOf(target)) == on and not kept:
             return None
-        (holders.add if on else holders.discard)(target)
+        if target in room.members:
+            (holders.add if on else holders.discard)(target)
+            self.tellElsewhere("o", room.id, target.name, room.roleOf(target))
+        else:  # on another server: it gives or takes the role, and tells
+            self.order(target, "O", room.id, target.name, letter, on)
         return target.name
 
     def maskList(self, room, letter="b"):
@@ -349,18 +349,33 @@ class Moderation:
     def kick(self, user, room, name, reason=""):
         """An operator of C{room} puts C{name} out of it; everyone there is told first."""
         self._mustRun(user, room)
-        target = self.names.get(name.casefold())
-        if target is None:
-            raise errors.NoSuchUser(clean(name))
-        if target not in room.members:
-            raise errors.NotInThatRoom(target.name, room.name)
+        target = self._member(room, name)
         self._protected(user, room, target)
-        event = Kicked(room.name, target.name, user.name, clean(reason).strip()[:300])
-        room.broadcast(event)
-        self._leave(target, room, "kicked", announce=False)
+        reason = clean(reason).strip()[:300]
         self.log.info("{by} kicked {name} from {room}", by=user.name, name=target.name,
                       room=room.name)
+        if target not in room.members:  # on another server: it puts them out, and tells
+            self.order(target, "K", room.id, target.name, user.name, reason)
+            return Kicked(room.name, target.name, user.name, reason)
+        return self.putOut(room, target, user.name, reason)
+
+    def putOut(self, room, target, by, reason):
+        """C{target} is kicked out of C{room} by C{by}: everyone there is told first."""
+        event = Kicked(room.name, target.name, by, reason)
+        room.broadcast(event)
+        self._leave(target, room, "kicked", announce=False)
+        self.tellElsewhere("l", room.id, target.name, "kicked", reason, by)
         return event
+
+    def _member(self, room, name):
+        """The member of C{room} (here or on another server) named C{name}."""
+        target = self.person(name)
+        if target is None:
+            raise errors.NoSuchUser(clean(name))
+        if target not in room.members and \
+                room.elsewhere.get(target.name.casefold()) is not target:
+            raise errors.NotInThatRoom(target.name, room.name)
+        return target
 
     def invite(self, user, room, name):
         """
@@ -372,14 +387,18 @@ class Moderation:
             raise errors.NotInRoom("invite anyone there")
         if "i" in room.modes:
             self._mustRun(user, room)
-        target = self.names.get(name.casefold())
+        target = self.person(name)
         if target is None:
             raise errors.NoSuchUser(clean(name))
-        if target in room.members:
+        if target in room.everyone():
             raise errors.BadMode(f"{target.name} is in {room.name} already.")
-        if user in room.operators:  # only an operator's invitation lets anyone past the rules
-            room.invited.add(target)
+        letIn = user in room.operators  # only an operator's invitation lets anyone past the rules
         event = Invited(room.name, target.name, user.name)
+        if target.name.casefold() not in self.names:  # on another server: it tells them
+            self.order(target, "I", room.id, target.name, user.name, letIn)
+            return event
+        if letIn:
+            room.invited.add(target)
         if target is not user:
             self._tell(target, event)
         return event
@@ -401,14 +420,30 @@ class Moderation:
     def killUser(self, user, name, reason=""):
         """A server operator disconnects C{name}."""
         self._mustOperate(user)
-        target = self.names.get(name.casefold())
+        target = self.person(name)
         if target is None:
             raise errors.NoSuchUser(clean(name))
-        self.kill(target, user.name, clean(reason).strip()[:300] or "no reason given")
+        reason = clean(reason).strip()[:300] or "no reason given"
+        if target.name.casefold() in self.names:
+            self.kill(target, user.name, reason)
+        else:  # on another server: it disconnects them, and everyone sees them quit
+            self.order(target, "X", target.name, user.name, reason)
         return target.name
 
     def restoreServer(self, saved):
         self.addressBans = {mask: tuple(ban) for mask, ban in saved.get("bans", {}).items()}
+
+    def serverChanged(self, saved):
+        """
+        The server-wide settings as another server stored them (told on the
+        bus, or read at a heartbeat): its bans hold here too, at once.
+        """
+        before = self.addressBans
+        self.restoreServer(saved)
+        for mask, (by, _, reason) in self.addressBans.items():
+            if mask not in before:
+                self.log.info("{by} banned {mask} on another server", by=by, mask=mask)
+                self._sweep(mask, reason)
 
     def checkAddress(self, host):
         """Refuse a connection from an address a server operator banned."""
@@ -443,13 +478,16 @@ class Moderation:
         return self._saveServer(bans)
 
     def _saveServer(self, bans):
+        saved = {"bans": {m: list(b) for m, b in bans.items()}}
+
         def stored(_):
             self.addressBans = bans
+            self.tellServers(saved)
 
         def failed(failure):
             self.log.failure("Could not store the server's bans", failure)
             raise errors.NotStored("That ban", "nothing changed", self._notStoredBecause(failure))
-        d = self.store.saveSettings("server", {"bans": {m: list(b) for m, b in bans.items()}})
+        d = self.store.saveSettings("server", saved)
         return d.addCallbacks(stored, failed)
 
     def _sweep(self, mask, reason):

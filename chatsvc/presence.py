@@ -4,14 +4,16 @@ Who is online where, when several servers share one PostgreSQL database
 database, not in Redis (a Redis restart would forget it). Each server beats
 every few seconds; one that stops (killed, cut off) has its names freed by
 any other within L{NODE_TTL}, and one that cannot beat admits nobody new.
-Accounts registered or changed on another server are loaded at each beat.
+Accounts registered or changed on another server are loaded at each beat,
+and the server-wide bans are read again (the bus tells them at once, but
+may have lost them).
 A mixin of L{chatsvc.lobby.Lobby}; it runs only with a store that has
 presence (PostgreSQL) and a bus.
 """
 
-import uuid
 from types import MappingProxyType
 
+from twisted.internet.defer import DeferredList
 from twisted.internet.task import LoopingCall
 
 from chatsvc import errors
@@ -27,12 +29,14 @@ class Presence:
     admitting = True  # False while the database cannot be reached for a heartbeat
     _beats = None
     _beating = False
+    _beatStarted = None
 
     def startPresence(self):
         self._elsewhere = {}  # casefolded name -> name, held by other live servers
+        self._unclaimed = {}  # user -> name: claims the database did not answer
         if self.bus is None or not hasattr(self.store, "claimName"):
             return
-        self.node = uuid.uuid4().hex[:16]
+        self.node = self.me
         self._accountsSince = None  # the database's time of the last accounts read
         self._beats = LoopingCall(self._beat)
         self._beats.clock = self.clock
@@ -52,17 +56,30 @@ class Presence:
 
     def _beat(self):
         if self._beating:
+            # A beat this late means the others are about to free our names:
+            # admit nobody until the database answers.
+            if self.admitting and self.clock.seconds() - self._beatStarted > \
+                    self.store.NODE_TTL / 2:
+                self.log.error("No heartbeat: admitting nobody until the database answers"
+                               " (it has not answered for {seconds:.0f} s)",
+                               seconds=self.clock.seconds() - self._beatStarted)
+                self.admitting = False
             return
         self._beating = True
+        self._beatStarted = self.clock.seconds()
         store = self.store
-        d = store.heartbeat(self.node)
+        d = store.heartbeat(self.node, self.portraitOfHere())
         d.addCallback(self._admitting)
         d.addCallback(lambda _: store.namesElsewhere(self.node))
         d.addCallback(self._heldElsewhere)
         d.addCallback(lambda _: store.reapNodes())
         d.addCallback(self._reaped)
+        d.addCallback(lambda _: store.membersElsewhere(self.node))
+        d.addCallback(self.confirmElsewhere)
         d.addCallback(lambda _: store.accountsChanged(self._accountsSince))
         d.addCallback(self._accountsChanged)
+        d.addCallback(lambda _: store.serverSettings())  # what the bus may have lost
+        d.addCallback(self.serverChanged)
         d.addErrback(self._notBeating)
 
         def done(result):
@@ -77,7 +94,18 @@ class Presence:
     def _admitting(self, _):
         if not self.admitting:
             self.log.info("The database answers again: admitting users")
+            # Silent that long, this server's names may have been freed by
+            # another: hold them all again (whoever took one meanwhile keeps it).
+            self._unclaimed.update((user, user.name) for user in self.names.values())
         self.admitting = True
+        unclaimed, self._unclaimed = self._unclaimed, {}
+        claims = [self._claim(user, name, None, again=True) for user, name in unclaimed.items()
+                  if user in self.users and user.name == name and
+                  self.names.get(name.casefold()) is user]
+        if claims:
+            return DeferredList(claims).addCallback(lambda results: self.log.info(
+                "Held {count} names in the database again, {kept} kept", count=len(results),
+                kept=sum(1 for _, ours in results if ours)))
 
     def _notBeating(self, failure):
         if self.admitting:
@@ -116,25 +144,36 @@ class Presence:
             return
         if old is not None:
             self.released(old)
+        self._claim(user, name, old)
 
+    def _claim(self, user, name, old, again=False):
+        """Hold C{name} for C{user}; C{again}: a name they have had a while."""
         def result(free):
-            user.claiming = None
+            if not again:
+                user.claiming = None
             if not free:  # a live server holds it: so we know, until the next heartbeat
                 self._elsewhere[name.casefold()] = name
             if free or user not in self.users or user.name != name:
                 return True
-            self.log.info("{name} was taken on another server just before", name=name)
-            if old is None:
+            self.log.info("{name} was taken on another server meanwhile", name=name)
+            if old is None and not again:
                 self.unname(user)
             else:
                 self.rename(user, self._guestName())
             return False
 
-        def failed(failure):  # the database did not answer: keep it, as a single server would
-            user.claiming = None
+        def failed(failure):
+            # The database did not answer: keep it, as a single server would,
+            # and hold it once the database answers again.
+            if not again:
+                user.claiming = None
+            self._unclaimed[user] = name
             self.log.failure("Could not hold {name} in the database", failure, name=name)
             return True
-        user.claiming = self.store.claimName(self.node, name).addCallbacks(result, failed)
+        d = self.store.claimName(self.node, name).addCallbacks(result, failed)
+        if not again:  # (a name had a while is theirs meanwhile, in rooms and portraits)
+            user.claiming = d
+        return d
 
     def released(self, name):
         if self.node is not None:

@@ -72,7 +72,8 @@ class Room:
     room that has history.
     """
 
-    __slots__ = ("id", "name", "key", "created", "members", "recent", "queued", "ahead",
+    __slots__ = ("id", "name", "key", "created", "members", "elsewhere", "recent", "queued",
+                 "ahead",
                  "filling", "gapTimer",
                  "delivered", "outbox", "loading", "operators", "voiced", "invited",
                  "owner", "topic", "modes", "password", "limit", "lists", "roles")
@@ -84,6 +85,7 @@ class Room:
         self.key = record.name.casefold()
         self.created = record.created
         self.members = {}  # User -> None: a set that keeps join order
+        self.elsewhere = {}  # casefolded name -> Stranger: members on other servers
         self.recent = None  # a deque of the newest messages once read; None: not kept
         self.delivered = record.last_seq  # the seq of the newest message broadcast
         self.queued = record.last_seq  # ... and of the newest to be (in the outbox)
@@ -107,6 +109,21 @@ class Room:
         # past +i (I); each mask -> (who set it, when).
         self.lists = {"b": {}, "e": {}, "I": {}}
         self.roles = {}  # casefolded account -> "o" or "v", given on each join
+
+    def everyone(self):
+        """Its members here, then those on other servers (users and strangers)."""
+        yield from self.members
+        yield from self.elsewhere.values()
+
+    def headcount(self) -> int:
+        return len(self.members) + len(self.elsewhere)
+
+    def roleOf(self, person) -> str:
+        """"o", "v", "ov" or "" for a member here or on another server."""
+        if person in self.members:
+            return ("o" if person in self.operators else "") + \
+                ("v" if person in self.voiced else "")
+        return getattr(person, "roles", {}).get(self.id, "")
 
     @property
     def bans(self):

@@ -14,7 +14,7 @@ class MemoryStore:
     def __init__(self):
         self.rooms = {}  # id -> RoomRecord
         self.messages = {}  # room id -> [Message]
-        self.failing = False  # make every write fail, as a full disk would
+        self.failing = False  # make every write fail, as a full disk would (or with this error)
         self.holding = None  # a list: hold writes here until released
         self.closed = False
         self.accounts = {}  # key -> (name, hash, created)
@@ -72,12 +72,15 @@ class MemoryStore:
 
     def _write(self, apply):
         if self.failing:
-            return fail(OSError("disk full"))
+            return fail(self._failure())
         if self.holding is not None:
             d = Deferred()
             self.holding.append((apply, d))
             return d
         return succeed(apply())
+
+    def _failure(self):
+        return self.failing if isinstance(self.failing, Exception) else OSError("disk full")
 
     def release(self, count=None):
         """
@@ -90,7 +93,7 @@ class MemoryStore:
             self.holding = None
         for apply, d in held:
             if self.failing:
-                d.errback(OSError("disk full"))
+                d.errback(self._failure())
             else:
                 d.callback(apply())
         waiting = getattr(self, "_whenReleased", None)

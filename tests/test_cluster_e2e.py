@@ -8,10 +8,11 @@ once; what Redis lost while it was restarted is filled from PostgreSQL.
 
 from urllib.parse import urlsplit, urlunsplit
 
-from twisted.internet import defer
+from twisted.internet import defer, endpoints, reactor
 from twisted.trial.unittest import TestCase
 
-from tests.e2e import ServerProcessTests
+from chatsvc.elsewhere import GONE
+from tests.e2e import LineClient, ServerProcessTests
 from tests.test_bus import RedisServer, needRedisServer, spareTCPPort
 from tests.test_store_contract import POSTGRES_URL, PostgresDatabase
 
@@ -28,10 +29,19 @@ class TwoNodesTests(PostgresDatabase, ServerProcessTests, TestCase):
         # The test's own database, as a URL (--db tells PostgreSQL by its scheme).
         self.db = urlunsplit(urlsplit(POSTGRES_URL)._replace(path="/" + self.dbname))
 
-    def node(self):
+    def node(self, *more):
         # A server silent for 3 s is gone (it beats each second): the test waits less.
         return self.startServer("--db", self.db, "--bus", f"redis://127.0.0.1:{self.redis.port}",
-                                "--flood-rate", "0", "--cluster-ttl", "3")
+                                "--flood-rate", "0", "--cluster-ttl", "3", *more)
+
+    def knowsOf(self, client, name):
+        """
+        Wait until C{client}, just joined, is told C{name} is in its room: in
+        the join's "Here:" if its server had heard, or as a join after it.
+        """
+        return client.waitFor(lambda line: (line.startswith("* You joined") and
+                                             name in line.partition("Here:")[2]) or
+                              line.startswith(f"* {name} joined"))
 
     def said(self, client):
         return [line for line in client.lines if line.startswith("<")]
@@ -133,6 +143,25 @@ class TwoNodesTests(PostgresDatabase, ServerProcessTests, TestCase):
         yield other.waitFor("* You are signed in to alice.")
 
     @defer.inlineCallbacks
+    def test_anAddressBanHoldsOnEveryServer(self):
+        (_, portA), (_, portB) = yield defer.gatherResults(
+            [self.node("--operator", "root"), self.node("--operator", "root")])
+        root = yield self.connect(portA, "root")
+        root.send("register open-sesame")
+        yield root.waitFor("* The name root is registered to you")
+        carol = yield self.connect(portB, "carol")
+        address = carol.transport.getHost().host
+        root.send(f"banaddress {address} spam")
+        yield root.waitFor(f"* The address {address} is banned from the server")
+        yield carol.waitFor("! Your address is banned from this server: spam")
+        yield carol.closed
+        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", portB,
+                                                bindAddress=(address, 0))
+        again = yield endpoints.connectProtocol(endpoint, LineClient())
+        yield again.closed
+        self.assertEqual(again.lines, ["! Your address is banned from this server: spam"])
+
+    @defer.inlineCallbacks
     def test_privateMessagesReachAnotherServer(self):
         (_, portA), (_, portB) = yield defer.gatherResults([self.node(), self.node()])
         alice = yield self.connect(portA, "alice")
@@ -141,3 +170,42 @@ class TwoNodesTests(PostgresDatabase, ServerProcessTests, TestCase):
         bob.send("msg alice hello from b")
         yield bob.waitFor("-> alice: hello from b")
         yield alice.waitFor("<- bob: hello from b")
+
+    @defer.inlineCallbacks
+    def test_whoIsInARoomIsEveryServers(self):
+        (_, portA), (serverB, portB) = yield defer.gatherResults([self.node(), self.node()])
+        alice = yield self.connect(portA, "alice")
+        bob = yield self.connect(portB, "bob")
+        alice.send("create kitchen")
+        yield alice.waitFor("* You joined kitchen.")
+        bob.send("join kitchen")
+        yield self.knowsOf(bob, "alice")
+        yield alice.waitFor("* bob joined kitchen")
+        bob.send("who")
+        yield bob.waitFor("* In kitchen (2): bob, alice.")
+        alice.send("list")
+        yield alice.waitFor("*   kitchen (2 users) <- you are here")
+        # A server killed: its users quit on every other, once it is reaped.
+        yield serverB.kill()
+        yield alice.waitFor(f"* bob left kitchen (disconnected): {GONE}")
+        alice.send("who")
+        yield alice.waitFor("* In kitchen (1): alice.")
+
+    @defer.inlineCallbacks
+    def test_whatRedisLostOfPeopleIsPutRightFromPostgres(self):
+        (_, portA), (_, portB) = yield defer.gatherResults([self.node(), self.node()])
+        alice = yield self.connect(portA, "alice")
+        bob = yield self.connect(portB, "bob")
+        alice.send("create kitchen")
+        yield alice.waitFor("* You joined kitchen.")
+        bob.send("join kitchen")
+        yield self.knowsOf(bob, "alice")  # b knows alice is in kitchen
+        yield self.redis.kill()
+        carol = yield self.connect(portB, "carol")
+        carol.send("join kitchen")
+        yield carol.waitFor("* You joined kitchen. Here: ")
+        self.assertIn("alice", carol.lines[-1])
+        yield alice.waitFor("* carol joined kitchen")  # at a's next heartbeat, from PostgreSQL
+        yield self.redis.start()
+        carol.send("leave")
+        yield alice.waitFor("* carol left kitchen")

@@ -398,6 +398,18 @@ class ChatTests(TestCase):
         self.assertEqual([m.text for m in self.lobby.store.messages[1]], ["again"])
         self.flushLoggedErrors(OSError)
 
+    def test_storeNeverConfirmedSaysItMayBeSaved(self):
+        """A commit sent but never confirmed: the sender is not told to send it again."""
+        unconfirmed = OSError("connection lost during COMMIT")
+        unconfirmed.unknown = True  # as PostgresStore's DatabaseUnavailable says
+        self.lobby.store.failing = unconfirmed
+        self.bob.send("saved?")
+        self.assertEqual(self.bob.read(), [
+            "! Your message may or may not have been saved: the database stopped answering."
+            " If it was saved, you will see it shortly; wait before you send it again."])
+        self.assertEqual(self.alice.read(), [])
+        self.flushLoggedErrors(OSError)
+
     def test_messageStoredBeforeDelivery(self):
         self.lobby.store.holding = []
         self.bob.send("wait for it")

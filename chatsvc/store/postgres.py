@@ -4,6 +4,7 @@ PostgreSQL database, through psycopg 3 on adbapi's threads (cluster.md).
 """
 
 import json
+import socket
 import time
 from dataclasses import replace
 
@@ -51,6 +52,9 @@ CREATE TABLE IF NOT EXISTS nodes (
     node TEXT PRIMARY KEY,
     beat TIMESTAMPTZ NOT NULL
 );
+-- Who each server has, in which rooms, as it wrote at its last heartbeat
+-- (JSON, see chatsvc.elsewhere): what the others check the bus's word against.
+ALTER TABLE nodes ADD COLUMN IF NOT EXISTS members TEXT NOT NULL DEFAULT '{"e":0,"u":{}}';
 CREATE TABLE IF NOT EXISTS presence (
     key TEXT PRIMARY KEY,  -- the name casefolded
     name TEXT NOT NULL,
@@ -81,6 +85,25 @@ WITH bumped AS (
 )
 SELECT last_seq FROM bumped
 """
+
+
+class _Call:
+    """One call of a pool thread, as the reactor watches it for an answer."""
+
+    answered = False
+    connection = since = timer = None
+
+    def using(self, connection, since):  # (in the pool thread)
+        self.connection, self.since = connection, since
+
+    def shut(self):
+        """Shut the connection's socket: the thread blocked on it wakes with an error."""
+        try:
+            with socket.fromfd(self.connection.fileno(), socket.AF_INET,
+                               socket.SOCK_STREAM) as duplicate:
+                duplicate.shutdown(socket.SHUT_RDWR)
+        except (OSError, psycopg.Error):
+            pass  # closed meanwhile
 
 
 class DatabaseUnavailable(Exception):
@@ -127,6 +150,9 @@ class PostgresStore(GroupCommit):
     DEADLOCK_RETRIES = 3  # a batch that mixes rooms and room changes may meet another node's
     CONNECT_TIMEOUT = 5  # seconds: a PostgreSQL that does not answer fails the write
     STATEMENT_TIMEOUT_MS = 30000  # nor does a statement hang the writer (and every write) for good
+    # ... nor a database that stopped answering (hung, or a network that drops
+    # everything): a call still waiting this long has its connection shut.
+    ANSWER_TIMEOUT = 10.0
     UNAVAILABLE_LOG_INTERVAL = 60.0
 
     def __init__(self, url: str, reactor=None, monotonic=time.monotonic, nodeTTL=None,
@@ -145,6 +171,12 @@ class PostgresStore(GroupCommit):
             params.get("options"), "-c synchronous_commit=on",
             f"-c statement_timeout={self.STATEMENT_TIMEOUT_MS}"]))
         params.setdefault("connect_timeout", self.CONNECT_TIMEOUT)
+        # A peer gone without a word (no ACKs, no FIN) breaks the connection
+        # in seconds, not the kernel's quarter of an hour.
+        for key, value in [("keepalives", 1), ("keepalives_idle", 5),
+                           ("keepalives_interval", 2), ("keepalives_count", 3),
+                           ("tcp_user_timeout", 10000)]:
+            params.setdefault(key, value)
         params.setdefault("application_name", application_name)
         self._conninfo = make_conninfo(**params)
         self._pool = None
@@ -251,6 +283,11 @@ class PostgresStore(GroupCommit):
                          " AND ts >= %s", (room_id, timestamp)
                          ).addCallback(lambda rows: rows[0][0])
 
+    def serverSettings(self) -> Deferred:
+        """The server-wide settings as stored now (another server may have changed them)."""
+        return self._run(self._read, "SELECT value FROM settings WHERE scope = 'server'"
+                         ).addCallback(lambda rows: json.loads(rows[0][0]) if rows else {})
+
     def roomSettings(self, room_id) -> Deferred:
         return self._run(self._read, "SELECT value FROM settings WHERE scope = %s",
                          (f"room/{room_id}",)).addCallback(
@@ -271,11 +308,18 @@ class PostgresStore(GroupCommit):
 
     NODE_TTL = 15  # seconds without a heartbeat after which a server's names are free
 
-    def heartbeat(self, node) -> Deferred:
-        """C{node} is alive (now, by the database's clock)."""
-        return self._run(self._read, "INSERT INTO nodes (node, beat) VALUES (%s, now())"
-                         " ON CONFLICT (node) DO UPDATE SET beat = now() RETURNING node",
-                         (node,)).addCallback(lambda rows: None)
+    def heartbeat(self, node, members='{"e":0,"u":{}}') -> Deferred:
+        """C{node} is alive (now, by the database's clock), with C{members} (JSON)."""
+        return self._run(self._read, "INSERT INTO nodes (node, beat, members)"
+                         " VALUES (%s, now(), %s) ON CONFLICT (node) DO UPDATE"
+                         " SET beat = now(), members = EXCLUDED.members RETURNING node",
+                         (node, members)).addCallback(lambda rows: None)
+
+    def membersElsewhere(self, node) -> Deferred:
+        """(node, members) of each live server but C{node}, as written at its last beat."""
+        return self._run(self._read, "SELECT node, members FROM nodes WHERE node <> %s AND"
+                         f" beat > now() - interval '{self.NODE_TTL} seconds'", (node,)
+                         ).addCallback(lambda rows: [tuple(row) for row in rows])
 
     def claimName(self, node, name) -> Deferred:
         """
@@ -384,13 +428,38 @@ class PostgresStore(GroupCommit):
     # -- in a pool thread
 
     def _run(self, work, *args) -> Deferred:
-        return threads.deferToThreadPool(self._reactor, self._pool.threadpool,
-                                         self._transact, work, *args)
+        call = _Call()
+        d = threads.deferToThreadPool(self._reactor, self._pool.threadpool,
+                                      self._transact, work, *args, call=call)
+        call.timer = self._reactor.callLater(self.ANSWER_TIMEOUT, self._mayHaveHung, call)
+
+        def answered(result):
+            call.answered = True
+            if call.timer.active():
+                call.timer.cancel()
+            return result
+        return d.addBoth(answered)
+
+    def _mayHaveHung(self, call):
+        """
+        C{call} still has no answer: if its connection has waited
+        L{ANSWER_TIMEOUT}, shut it (the waiting thread gets an error, as if
+        the database had gone). A call still queued for a thread waits on.
+        """
+        if call.answered:
+            return
+        waited = self._monotonic() - call.since if call.since is not None else 0
+        if call.connection is not None and waited >= self.ANSWER_TIMEOUT:
+            self.log.warn("PostgreSQL {where} has not answered for {seconds:.0f} s:"
+                          " closing that connection", where=self.where, seconds=waited)
+            call.shut()
+        call.timer = self._reactor.callLater(max(self.ANSWER_TIMEOUT - waited, 1.0),
+                                             self._mayHaveHung, call)
 
     def _commit(self, connection):
         connection.commit()  # a seam for tests that break the connection around it
 
-    def _transact(self, work, *args):
+    def _transact(self, work, *args, call=None):
         """
         Run C{work(cursor, *args)} in one transaction on this thread's
         connection and commit it. A broken connection is dropped (the next
@@ -403,6 +472,8 @@ class PostgresStore(GroupCommit):
                 connection = self._pool.connect()
             except psycopg.Error as e:
                 raise DatabaseUnavailable(self.where, e) from None
+            if call is not None:
+                call.using(connection, self._monotonic())
             committing = False
             try:
                 with connection.cursor() as cursor:
@@ -421,7 +492,7 @@ class PostgresStore(GroupCommit):
                     raise
                 self._pool.disconnect(connection)
                 if committing:
-                    stored = self._wasCommitted(work, args)
+                    stored = self._wasCommitted(work, args, call)
                     if stored is True:
                         return result
                     if stored is None:
@@ -442,7 +513,7 @@ class PostgresStore(GroupCommit):
         except psycopg.Error:
             self._pool.disconnect(connection)
 
-    def _wasCommitted(self, work, args):
+    def _wasCommitted(self, work, args, call=None):
         """
         After a commit that was never confirmed: did it happen? A batch with
         messages tells by their uids (all of a transaction or none of it is
@@ -453,13 +524,18 @@ class PostgresStore(GroupCommit):
         uids = [payload.uid for kind, payload in args[0] if kind == "message"]
         if not uids:
             return None
+        connection = None
         try:
             connection = self._pool.connect()
+            if call is not None:
+                call.using(connection, self._monotonic())
             with connection.cursor() as cursor:
                 cursor.execute("SELECT count(*) FROM messages WHERE uid = ANY(%s)", (uids,))
                 (found,) = cursor.fetchone()
             connection.commit()
         except psycopg.Error:
+            if connection is not None and connection.closed:
+                self._pool.disconnect(connection)
             return None
         return found > 0
 

@@ -141,14 +141,15 @@ class Channels:
         self.reply("PART", *params, source=self.mask(), tags=self.tags())
 
     def _prefixes(self, room, user):
-        marks = ("@" if user in room.operators else "") + ("+" if user in room.voiced else "")
+        role = room.roleOf(user)
+        marks = ("@" if "o" in role else "") + ("+" if "v" in role else "")
         return marks if "multi-prefix" in self.caps else marks[:1]
 
     def _names(self, room):
         channel = "#" + room.name
         full = "userhost-in-names" in self.caps
         names = [self._prefixes(room, u) + (self.mask(u) if full else u.name)
-                 for u in room.members]
+                 for u in room.everyone()]
         kind = "@" if room.secret else "="
         line, size = [], 0
         for name in names:  # a few hundred bytes a line, as clients expect
@@ -180,7 +181,7 @@ class Channels:
         if glob and glob.startswith("#") and not ("*" in glob or "?" in glob):
             room = lobby.rooms.get(glob[1:].casefold())  # one channel, by name
             shown = room is not None and lobby.canSee(self.user, room)
-            rooms = iter([(room.name, len(room.members))] if shown else [])
+            rooms = iter([(room.name, room.headcount())] if shown else [])
         else:
             rooms = lobby.roomList(glob[1:] if glob and glob.startswith("#") else glob,
                                    self.user)
@@ -201,7 +202,7 @@ class Channels:
         if mask.startswith("#"):
             room = lobby.rooms.get(mask[1:].casefold())
             if room is not None and lobby.canSee(self.user, room):
-                for user in room.members:
+                for user in room.everyone():
                     self._whoReply("#" + room.name, user, room)
         elif mask == "*" or "*" in mask or "?" in mask:
             pattern = mask.casefold()
@@ -212,7 +213,7 @@ class Channels:
                 if fnmatch.fnmatchcase(user.name.casefold(), pattern):
                     self._whoReply("*", user, None)
         else:
-            user = lobby.names.get(mask.casefold())
+            user = lobby.person(mask)
             if user is not None:
                 self._whoReply("*", user, None)
         self.numeric(w.RPL_ENDOFWHO, clean(mask)[:64], "End of /WHO list")
@@ -229,7 +230,7 @@ class Channels:
         if not params:
             return self.numeric(w.ERR_NONICKNAMEGIVEN, "No nickname given")
         nick = params[-1].split(",")[0]
-        user = self.factory.lobby.names.get(nick.casefold())
+        user = self.factory.lobby.person(nick)
         if user is None:
             self.numeric(w.ERR_NOSUCHNICK, clean(nick)[:64], "No such nick/channel")
             return self.numeric(w.RPL_ENDOFWHOIS, clean(nick)[:64], "End of /WHOIS list")
@@ -237,7 +238,8 @@ class Channels:
         ident = mask.split("!", 1)[1].split("@", 1)[0]
         self.numeric(w.RPL_WHOISUSER, user.name, ident, f"{user.door}.chatsvc", "*",
                      user.realname or user.name)
-        channels = [self._prefixes(r, user) + "#" + r.name for r in user.rooms.values()]
+        channels = [self._prefixes(r, user) + "#" + r.name
+                    for r in self.factory.lobby.roomsOf(user)]
         if channels:
             self.numeric(w.RPL_WHOISCHANNELS, user.name, " ".join(channels))
         self.numeric(w.RPL_WHOISSERVER, user.name, self.server,
@@ -265,7 +267,7 @@ class Channels:
 
     def _userMode(self, target, changes):
         if target.casefold() != self.me.casefold():
-            if target.casefold() not in self.factory.lobby.names:
+            if self.factory.lobby.person(target) is None:
                 return self.numeric(w.ERR_NOSUCHNICK, clean(target)[:64], "No such nick/channel")
             return self.numeric(w.ERR_USERSDONTMATCH, "Can't change mode for other users")
         if changes:

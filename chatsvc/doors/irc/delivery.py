@@ -40,7 +40,7 @@ class Delivery:
         if kind is Said:  # every member, for every message: only closing() is skipped,
             return self._deliverSaid(event)  # which acts on Stopping and MadeWay alone
         elif kind is Joined:
-            joiner = self.factory.lobby.names.get(event.name.casefold())
+            joiner = self.factory.lobby.person(event.name)
             self.line(self.joinLine(event.room, joiner, event.name))
             if joiner is not None and joiner.away and "away-notify" in self.caps:
                 self.line(format("AWAY", joiner.away, source=self.mask(joiner),

@@ -167,7 +167,7 @@ class Moderating:
         if channel is None:
             return self.numeric(w.ERR_NEEDMOREPARAMS, "INVITE", "Not enough parameters")
         lobby = self.factory.lobby
-        if nick.casefold() not in lobby.names:
+        if lobby.person(nick) is None:
             return self.numeric(w.ERR_NOSUCHNICK, clean(nick)[:64], "No such nick/channel")
         room = self.roomOf(channel)
         if room is None:
@@ -178,10 +178,10 @@ class Moderating:
             return self.numeric(w.ERR_CHANOPRIVSNEEDED, "#" + room.name,
                                 "You're not channel operator")
         except errors.BadMode:
-            return self.numeric(w.ERR_USERONCHANNEL, lobby.names[nick.casefold()].name,
+            return self.numeric(w.ERR_USERONCHANNEL, lobby.person(nick).name,
                                 "#" + room.name, "is already on channel")
         self.numeric(w.RPL_INVITING, event.name, "#" + room.name)
-        target = lobby.names.get(event.name.casefold())
+        target = lobby.person(event.name)
         if target is not None and target.away:
             self.numeric(w.RPL_AWAY, target.name, target.away)
 

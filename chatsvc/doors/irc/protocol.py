@@ -117,7 +117,7 @@ class IRCProtocol(Channels, Moderating, Talking, SigningIn, Delivery, Connection
 
     def accountOf(self, name):
         """The account the user online as C{name} is signed in to, or None."""
-        user = self.factory.lobby.names.get(name.casefold()) if name else None
+        user = self.factory.lobby.person(name) if name else None
         return user.account if user is not None else None
 
     def reply(self, command, *params, source=None, tags=None):
@@ -130,11 +130,11 @@ class IRCProtocol(Channels, Moderating, Talking, SigningIn, Delivery, Connection
     def mask(self, user=None) -> str:
         """How a user is shown: nick!ident@host, with a host that names their door, not their address."""
         user = user or self.user
-        ident = getattr(user.mind, "ident", None) or user.name[:w.USER_LENGTH]
+        ident = getattr(user.mind, "ident", None) or user.ident or user.name[:w.USER_LENGTH]
         return f"{user.name}!~{ident}@{user.door}.chatsvc"
 
     def maskOf(self, name: str) -> str:
-        user = self.factory.lobby.names.get(name.casefold())
+        user = self.factory.lobby.person(name)  # here or on another server
         return self.mask(user) if user is not None else f"{name}!~{name[:w.USER_LENGTH]}@chatsvc"
 
     # Reading
@@ -325,7 +325,7 @@ class IRCProtocol(Channels, Moderating, Talking, SigningIn, Delivery, Connection
             self.nick = None
             return self.numeric(w.ERR_NICKNAMEINUSE, refusal.name,
                                 self._registeredNick(refusal.name))
-        except errors.ServerFull as full:
+        except (errors.ServerFull, errors.ClusterUnavailable) as full:
             self.line(format("ERROR", f"Closing link: {full}"))
             return self._close()
         claiming = self.factory.lobby.whenClaimed(self.user)

@@ -163,9 +163,9 @@ class Talking:
     def irc_ISON(self, message, *nicks):
         if not nicks:
             return self.numeric(w.ERR_NEEDMOREPARAMS, "ISON", "Not enough parameters")
-        names = self.factory.lobby.names
-        online = [names[n.casefold()].name for word in nicks for n in word.split()
-                  if n.casefold() in names]
+        lobby = self.factory.lobby  # here or on other servers
+        online = [person.name for person in (lobby.person(n) for word in nicks
+                                             for n in word.split()) if person is not None]
         self.numeric(w.RPL_ISON, " ".join(online))
 
     def irc_VERSION(self, message, *params):
@@ -183,7 +183,7 @@ class Talking:
             return self.numeric(w.ERR_NEEDMOREPARAMS, "USERHOST", "Not enough parameters")
         found = []
         for nick in nicks[:5]:
-            user = self.factory.lobby.names.get(nick.casefold())
+            user = self.factory.lobby.person(nick)
             if user is not None:
                 host = self.mask(user).split("!", 1)[1]
                 found.append(f"{user.name}{'*' if user.operator else ''}="

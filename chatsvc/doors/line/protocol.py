@@ -226,7 +226,7 @@ class ChatProtocol(Moderating, Connection):
             names = self.factory.lobby.online()
             self.notice(f"Online ({len(names)}): {', '.join(names)}. You are in the Lobby.")
         else:
-            names = [u.name for u in room.members]
+            names = [u.name for u in room.everyone()]
             self.notice(f"In {room.name} ({len(names)}): {', '.join(names)}.")
 
     def cmd_history(self, count):
