@@ -309,7 +309,11 @@ class Lobby(Presence, Elsewhere, Cluster, Moderation, SigningIn, service.Service
                 raise errors.NameTaken(name)
             self.kill(holder, None, "The owner of this name signed in elsewhere")
         elif holder is None and self.heldElsewhere(name):  # on another server
-            raise errors.NameTaken(name)
+            if not mine:
+                raise errors.NameTaken(name)
+            self.takeBack(name)
+        elif holder is None and mine and self.stranger(name) is not None:
+            self.takeBack(name)  # (heard of on the bus, not yet seen at a heartbeat)
         return account.name if mine else name
 
     def _guestName(self) -> str:
@@ -656,7 +660,7 @@ class Lobby(Presence, Elsewhere, Cluster, Moderation, SigningIn, service.Service
         """
         self.mustBeSignedIn(user)
         recipient = self.names.get(name.casefold())
-        elsewhere = self._elsewhere.get(name.casefold()) if recipient is None else None
+        elsewhere = self.nameElsewhere(name) if recipient is None else None
         if recipient is None and elsewhere is None:
             raise errors.NoSuchUser(clean(name))
         text = clean(text)

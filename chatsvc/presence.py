@@ -34,6 +34,8 @@ class Presence:
     def startPresence(self):
         self._elsewhere = {}  # casefolded name -> name, held by other live servers
         self._unclaimed = {}  # user -> name: claims the database did not answer
+        self._takingBack = set()  # casefolded names their owners are taking from another server
+        self._lost = set()  # our users' names another server held at the last beat
         if self.bus is None or not hasattr(self.store, "claimName"):
             return
         self.node = self.me
@@ -115,6 +117,28 @@ class Presence:
 
     def _heldElsewhere(self, names):
         self._elsewhere = names
+        # A name of ours the database gives another server (its owner took it
+        # back there, or it was given away while we were cut off) is theirs:
+        # ours gives way, once two beats agree (a claim may be passing).
+        lost = {key for key, user in self.names.items()
+                if key in names and user.claiming is None}
+        for key in lost & self._lost:
+            user = self.names.get(key)
+            if user is not None and user.claiming is None:
+                self.log.info("{name} is held by another server: renaming ours", name=user.name)
+                self.rename(user, self._guestName())
+        self._lost = lost
+
+    def takeBack(self, name):
+        """
+        An account's owner takes its name back from a user of another server:
+        that server disconnects them, and the name is held for the owner at once.
+        """
+        self._takingBack.add(name.casefold())
+        stranger = self.stranger(name)
+        if stranger is not None:
+            self.order(stranger, "X", stranger.name, None,
+                       "The owner of this name signed in elsewhere")
 
     def _accountsChanged(self, result):
         records, self._accountsSince = result
@@ -126,11 +150,21 @@ class Presence:
                           count=len(news))
 
     def heldElsewhere(self, name) -> bool:
+        """C{name} is held by another live server, as of the last heartbeat (the database's word)."""
         return name.casefold() in self._elsewhere
 
+    def nameElsewhere(self, name):
+        """C{name} as a user of another server has it (heard on the bus, or at a beat), or None."""
+        stranger = self.stranger(name)
+        return stranger.name if stranger is not None else self._elsewhere.get(name.casefold())
+
     def onlineElsewhere(self) -> list:
-        """The names of the users on the other servers (as of the last heartbeat)."""
-        return [name for key, name in self._elsewhere.items() if key not in self.names]
+        """The names of the users on the other servers (as heard, and as of the last heartbeat)."""
+        names = {key: name for key, name in self._elsewhere.items() if key not in self.names}
+        for view in (self._views or {}).values():
+            names.update((key, stranger.name) for key, stranger in view.users.items()
+                         if key not in self.names)
+        return list(names.values())
 
     def claimed(self, user, name, old=None):
         """
@@ -170,7 +204,9 @@ class Presence:
             self._unclaimed[user] = name
             self.log.failure("Could not hold {name} in the database", failure, name=name)
             return True
-        d = self.store.claimName(self.node, name).addCallbacks(result, failed)
+        take = name.casefold() in self._takingBack
+        self._takingBack.discard(name.casefold())
+        d = self.store.claimName(self.node, name, take).addCallbacks(result, failed)
         if not again:  # (a name had a while is theirs meanwhile, in rooms and portraits)
             user.claiming = d
         return d

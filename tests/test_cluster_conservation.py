@@ -17,14 +17,13 @@ skips, except under CI=true, where it fails.
 
 import re
 from collections import Counter
-from urllib.parse import urlsplit, urlunsplit
 
 from twisted.internet import defer, endpoints, reactor
 from twisted.trial.unittest import TestCase
 
-from tests.e2e import LineClient, ServerProcessTests, source
-from tests.test_bus import RedisServer, needRedisServer, spareTCPPort
-from tests.test_store_contract import POSTGRES_URL, PostgresDatabase, psycopg
+from tests.cluster import ClusterProcessTests
+from tests.e2e import LineClient, source
+from tests.test_store_contract import psycopg
 
 SAID = re.compile(r"<([^>\s]+)> (.*)")
 
@@ -136,7 +135,7 @@ def participant(conditions, port, name, room, window=0, create=False):
     return client
 
 
-class ConservationTests(PostgresDatabase, ServerProcessTests, TestCase):
+class ConservationTests(ClusterProcessTests, TestCase):
     timeout = 90  # a bound for a hang; the run takes well under 30 s
 
     NODES = 3
@@ -147,18 +146,8 @@ class ConservationTests(PostgresDatabase, ServerProcessTests, TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        needRedisServer(self)
-        self.makeDatabase()
-        ServerProcessTests.setUp(self)
-        self.redis = RedisServer(spareTCPPort())
-        yield self.redis.start()
-        self.addCleanup(self.redis.kill)
-        self.db = urlunsplit(urlsplit(POSTGRES_URL)._replace(path="/" + self.dbname))
+        yield ClusterProcessTests.setUp(self)
         self.conditions = Conditions()
-
-    def node(self):
-        return self.startServer("--db", self.db, "--bus", f"redis://127.0.0.1:{self.redis.port}",
-                                "--flood-rate", "0", "--cluster-ttl", "3")
 
     @defer.inlineCallbacks
     def participant(self, port, name, room, window=0, create=False):

@@ -6,33 +6,27 @@ on the other, and both servers deliver every message in the same order,
 once; what Redis lost while it was restarted is filled from PostgreSQL.
 """
 
-from urllib.parse import urlsplit, urlunsplit
-
+import psycopg
 from twisted.internet import defer, endpoints, reactor
 from twisted.trial.unittest import TestCase
 
 from chatsvc.elsewhere import GONE
-from tests.e2e import LineClient, ServerProcessTests
-from tests.test_bus import RedisServer, needRedisServer, spareTCPPort
-from tests.test_store_contract import POSTGRES_URL, PostgresDatabase
+from tests.cluster import ClusterProcessTests
+from tests.e2e import LineClient
 
 
-class TwoNodesTests(PostgresDatabase, ServerProcessTests, TestCase):
+class TwoNodesTests(ClusterProcessTests, TestCase):
     @defer.inlineCallbacks
-    def setUp(self):
-        needRedisServer(self)
-        self.makeDatabase()
-        ServerProcessTests.setUp(self)
-        self.redis = RedisServer(spareTCPPort())
-        yield self.redis.start()
-        self.addCleanup(self.redis.kill)
-        # The test's own database, as a URL (--db tells PostgreSQL by its scheme).
-        self.db = urlunsplit(urlsplit(POSTGRES_URL)._replace(path="/" + self.dbname))
-
-    def node(self, *more):
-        # A server silent for 3 s is gone (it beats each second): the test waits less.
-        return self.startServer("--db", self.db, "--bus", f"redis://127.0.0.1:{self.redis.port}",
-                                "--flood-rate", "0", "--cluster-ttl", "3", *more)
+    def inKitchen(self, portA, portB):
+        """alice on a, who made kitchen, and bob on b, who joined it: each knows of the other."""
+        alice = yield self.connect(portA, "alice")
+        bob = yield self.connect(portB, "bob")
+        alice.send("create kitchen")
+        yield alice.waitFor("* You joined kitchen.")
+        bob.send("join kitchen")
+        yield self.knowsOf(bob, "alice")
+        yield alice.waitFor("* bob joined kitchen")
+        return alice, bob
 
     def knowsOf(self, client, name):
         """
@@ -53,12 +47,7 @@ class TwoNodesTests(PostgresDatabase, ServerProcessTests, TestCase):
     @defer.inlineCallbacks
     def test_oneChatOnTwoServers(self):
         (_, portA), (_, portB) = yield defer.gatherResults([self.node(), self.node()])
-        alice = yield self.connect(portA, "alice")
-        bob = yield self.connect(portB, "bob")
-        alice.send("create kitchen")
-        yield alice.waitFor("* You joined kitchen.")
-        bob.send("join kitchen")  # made on the other server a moment ago
-        yield bob.waitFor("* You joined kitchen.")
+        alice, bob = yield self.inKitchen(portA, portB)
         for n in range(20):
             alice.send(f"a{n}")
             bob.send(f"b{n}")
@@ -71,12 +60,7 @@ class TwoNodesTests(PostgresDatabase, ServerProcessTests, TestCase):
     @defer.inlineCallbacks
     def test_whatRedisLostIsFilledFromPostgres(self):
         (_, portA), (_, portB) = yield defer.gatherResults([self.node(), self.node()])
-        alice = yield self.connect(portA, "alice")
-        bob = yield self.connect(portB, "bob")
-        alice.send("create kitchen")
-        yield alice.waitFor("* You joined kitchen.")
-        bob.send("join kitchen")
-        yield bob.waitFor("* You joined kitchen.")
+        alice, bob = yield self.inKitchen(portA, portB)
         yield self.redis.kill()
         for n in range(5):  # stored, and published to a Redis that is not there
             alice.send(f"while-down-{n}")
@@ -162,6 +146,30 @@ class TwoNodesTests(PostgresDatabase, ServerProcessTests, TestCase):
         self.assertEqual(again.lines, ["! Your address is banned from this server: spam"])
 
     @defer.inlineCallbacks
+    def test_anOwnerTakesTheirNameBackFromAnotherServer(self):
+        (_, portA), (serverB, portB) = yield defer.gatherResults([self.node(), self.node()])
+        heard = serverB.logged("1 accounts registered or changed on other servers")
+        alice = yield self.connect(portA, "alice")
+        alice.send("register open-sesame")
+        yield alice.waitFor("* The name alice is registered to you")
+        yield heard
+        owner = yield self.connect(portB)  # alice again, on her phone, on b
+        owner.send("alice")
+        yield owner.waitFor("! alice is a registered name.")
+        owner.send("identify open-sesame")
+        yield owner.waitFor("* You are signed in to alice.")
+        yield alice.closed
+        self.assertIn("The owner of this name signed in elsewhere", alice.lines[-1])
+        with psycopg.connect(self.url) as connection:  # the database holds it for b alone
+            self.assertEqual(connection.execute(
+                "SELECT count(*) FROM presence p JOIN nodes n USING (node)"
+                " WHERE p.key = 'alice'").fetchone(), (1,))
+        owner.send("online")
+        yield owner.waitFor("* Online (1):")
+        listed = yield owner.waitFor("*   ")
+        self.assertEqual(listed, ["*   alice"])
+
+    @defer.inlineCallbacks
     def test_privateMessagesReachAnotherServer(self):
         (_, portA), (_, portB) = yield defer.gatherResults([self.node(), self.node()])
         alice = yield self.connect(portA, "alice")
@@ -174,13 +182,7 @@ class TwoNodesTests(PostgresDatabase, ServerProcessTests, TestCase):
     @defer.inlineCallbacks
     def test_whoIsInARoomIsEveryServers(self):
         (_, portA), (serverB, portB) = yield defer.gatherResults([self.node(), self.node()])
-        alice = yield self.connect(portA, "alice")
-        bob = yield self.connect(portB, "bob")
-        alice.send("create kitchen")
-        yield alice.waitFor("* You joined kitchen.")
-        bob.send("join kitchen")
-        yield self.knowsOf(bob, "alice")
-        yield alice.waitFor("* bob joined kitchen")
+        alice, bob = yield self.inKitchen(portA, portB)
         bob.send("who")
         yield bob.waitFor("* In kitchen (2): bob, alice.")
         alice.send("list")
@@ -194,12 +196,7 @@ class TwoNodesTests(PostgresDatabase, ServerProcessTests, TestCase):
     @defer.inlineCallbacks
     def test_whatRedisLostOfPeopleIsPutRightFromPostgres(self):
         (_, portA), (_, portB) = yield defer.gatherResults([self.node(), self.node()])
-        alice = yield self.connect(portA, "alice")
-        bob = yield self.connect(portB, "bob")
-        alice.send("create kitchen")
-        yield alice.waitFor("* You joined kitchen.")
-        bob.send("join kitchen")
-        yield self.knowsOf(bob, "alice")  # b knows alice is in kitchen
+        alice, bob = yield self.inKitchen(portA, portB)
         yield self.redis.kill()
         carol = yield self.connect(portB, "carol")
         carol.send("join kitchen")

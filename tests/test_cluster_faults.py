@@ -20,10 +20,10 @@ from urllib.parse import urlsplit, urlunsplit
 from twisted.internet import defer, endpoints, protocol, reactor
 from twisted.trial.unittest import TestCase
 
-from tests.e2e import LineClient, ServerProcessTests, source
-from tests.test_bus import RedisServer, needRedisServer, spareTCPPort
+from tests.cluster import ClusterProcessTests
+from tests.e2e import LineClient, source
 from tests.test_cluster_conservation import SAID, Conditions, participant
-from tests.test_store_contract import POSTGRES_URL, PostgresDatabase, psycopg
+from tests.test_store_contract import POSTGRES_URL, psycopg
 
 NOT_STORED = "! Your message could not be saved, so it was not sent. Please try again."
 NOT_ADMITTING = ("! This server cannot reach its database just now, so it admits nobody new."
@@ -182,36 +182,26 @@ class PostgresProxy(protocol.Factory):
                 d.callback(None)
 
 
-class DatabaseUnreachableTests(PostgresDatabase, ServerProcessTests, TestCase):
+class DatabaseUnreachableTests(ClusterProcessTests, TestCase):
     timeout = 60
 
     @defer.inlineCallbacks
     def setUp(self):
-        needRedisServer(self)
-        self.makeDatabase()
-        ServerProcessTests.setUp(self)
-        self.redis = RedisServer(spareTCPPort())
-        yield self.redis.start()
-        self.addCleanup(self.redis.kill)
+        yield ClusterProcessTests.setUp(self)
         url = urlsplit(POSTGRES_URL)
         self.proxy = PostgresProxy(url.hostname or "127.0.0.1", url.port or 5432)
         self.proxy.start()
         self.addCleanup(self.proxy.cut)  # (after tearDown has ended the servers)
-        self.db = urlunsplit(url._replace(path="/" + self.dbname))
         userinfo = url.netloc.rpartition("@")[0]
         self.proxied = urlunsplit(url._replace(
             netloc=f"{userinfo + '@' if userinfo else ''}127.0.0.1:{self.proxy.listenPort}",
             path="/" + self.dbname))
         self.conditions = Conditions()
 
-    def node(self, db):
-        return self.startServer("--db", db, "--bus", f"redis://127.0.0.1:{self.redis.port}",
-                                "--flood-rate", "0", "--cluster-ttl", "3")
-
     @defer.inlineCallbacks
     def twoNodes(self):
         """Server a (through the proxy) and server b: (server, port) each."""
-        a, b = yield defer.gatherResults([self.node(self.proxied), self.node(self.db)])
+        a, b = yield defer.gatherResults([self.node(db=self.proxied), self.node()])
         return a, b
 
     @defer.inlineCallbacks

@@ -321,18 +321,19 @@ class PostgresStore(GroupCommit):
                          f" beat > now() - interval '{self.NODE_TTL} seconds'", (node,)
                          ).addCallback(lambda rows: [tuple(row) for row in rows])
 
-    def claimName(self, node, name) -> Deferred:
+    def claimName(self, node, name, take=False) -> Deferred:
         """
         Hold C{name} for C{node}: True if it is free, or held by C{node}, or
         by a server whose heartbeat is stale; False if a live server holds it.
+        With C{take} (its owner takes it back), True: it is C{node}'s whoever held it.
         """
+        unless = "" if take else (
+            " WHERE presence.node = EXCLUDED.node OR presence.node NOT IN (SELECT node"
+            f" FROM nodes WHERE beat > now() - interval '{self.NODE_TTL} seconds')")
         return self._run(self._read, "INSERT INTO presence (key, name, node) VALUES (%s, %s, %s)"
                          " ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name,"
-                         " node = EXCLUDED.node WHERE presence.node = EXCLUDED.node"
-                         " OR presence.node NOT IN (SELECT node FROM nodes"
-                         f" WHERE beat > now() - interval '{self.NODE_TTL} seconds')"
-                         " RETURNING node", (name.casefold(), name, node)
-                         ).addCallback(bool)
+                         f" node = EXCLUDED.node{unless} RETURNING node",
+                         (name.casefold(), name, node)).addCallback(bool)
 
     def releaseName(self, node, name) -> Deferred:
         return self._run(self._read, "DELETE FROM presence WHERE key = %s AND node = %s"

@@ -136,7 +136,7 @@ class Talking:
     def _whisper(self, command, target, text, numeric, action):
         lobby = self.factory.lobby
         recipient = lobby.names.get(target.casefold())
-        if recipient is None and not lobby.heldElsewhere(target):  # nor on another server
+        if recipient is None and lobby.nameElsewhere(target) is None:  # nor on another server
             return numeric(w.ERR_NOSUCHNICK, clean(target)[:64], "No such nick/channel")
         event = lobby.whisper(self.user, target, text, command == "NOTICE", self.clientTags,
                               action)
