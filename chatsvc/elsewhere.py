@@ -135,26 +135,26 @@ class Elsewhere:
         except (ValueError, KeyError, TypeError, AttributeError):
             self.log.failure("Ignored what {node} told of its users", node=node)
 
-    def _happened(self, node, view, kind, data, tell):
-        """Apply what C{node} told to C{view}; with C{tell}, tell this server's members."""
-        if kind == "h":  # online there, in no room yet
-            (told,) = data
-            stranger = view.users.get(told["name"].casefold())
-            if stranger is None:
-                view.users[told["name"].casefold()] = Stranger(node, told)
-            else:
-                stranger.update(told)
-        elif kind == "j":
-            room_id, told, role = data
+    def _happened(self, node, view, kind, data, tell=False, live=True):
+        """
+        Apply what C{node} told to C{view}. C{live}: the view the rooms show,
+        so the rooms change too (and, with C{tell}, their members are told);
+        else a view being worked out (L{_confirm}), and nothing else changes.
+        """
+        if kind in ("h", "j"):  # online there (in no room yet), or into a room
+            told = data[0] if kind == "h" else data[1]
             key = told["name"].casefold()
             stranger = view.users.get(key)
             if stranger is None:
                 stranger = view.users[key] = Stranger(node, told)
             else:
                 stranger.update(told)
+            if kind == "h":
+                return
+            room_id, role = data[0], data[2]
             first = room_id not in stranger.roles
             stranger.roles[room_id] = role
-            room = self._byId.get(room_id)
+            room = self._byId.get(room_id) if live else None
             if room is not None and first:
                 room.elsewhere[key] = stranger
                 self._peopled.add(room)
@@ -165,7 +165,7 @@ class Elsewhere:
             stranger = view.users.get(name.casefold())
             if stranger is None or stranger.roles.pop(room_id, None) is None:
                 return
-            room = self._byId.get(room_id)
+            room = self._byId.get(room_id) if live else None
             if room is not None:
                 self._unplace(room, stranger)
                 if tell:
@@ -179,15 +179,15 @@ class Elsewhere:
         elif kind == "q":
             name, why, text = data
             stranger = view.users.pop(name.casefold(), None)
-            if stranger is not None:
+            if stranger is not None and live:
                 self._strangerQuit(stranger, why, text, tell)
         elif kind == "r":
             old, new = data
             stranger = view.users.pop(old.casefold(), None)
             if stranger is None:
                 return
-            others = self._strangersNeighbours(stranger) if tell else ()
-            rooms = self.roomsOf(stranger)
+            rooms = self.roomsOf(stranger) if live else ()
+            others = self._strangersNeighbours(stranger) if live and tell else ()
             for room in rooms:
                 room.elsewhere.pop(old.casefold(), None)
             stranger.name = new
@@ -201,7 +201,7 @@ class Elsewhere:
             stranger = view.users.get(name.casefold())
             if stranger is not None:
                 stranger.away = away
-                if tell:
+                if live and tell:
                     for other in self._strangersNeighbours(stranger):
                         self._tell(other, Away(name, away))
 
@@ -309,37 +309,9 @@ class Elsewhere:
             stranger.roles = {int(room_id): role for room_id, role in roles.items()}
         view.heard = [entry for entry in view.heard if entry[0] > upTo]
         for _, kind, data in view.heard:  # what it told since it wrote
-            self._happenedTo(node, truth, kind, data)
+            self._happened(node, truth, kind, data, live=False)
         self._reconcile(node, view, truth)
         view.confirmed = True
-
-    def _happenedTo(self, node, view, kind, data):
-        """What C{node} told, applied to C{view} alone (no room is changed)."""
-        if kind == "h":
-            view.users.setdefault(data[0]["name"].casefold(), Stranger(node, data[0]))
-        elif kind == "j":
-            room_id, told, role = data
-            key = told["name"].casefold()
-            view.users.setdefault(key, Stranger(node, told)).roles[room_id] = role
-        elif kind == "l":
-            stranger = view.users.get(data[1].casefold())
-            if stranger is not None:
-                stranger.roles.pop(data[0], None)
-        elif kind == "q":
-            view.users.pop(data[0].casefold(), None)
-        elif kind == "r":
-            stranger = view.users.pop(data[0].casefold(), None)
-            if stranger is not None:
-                stranger.name = data[1]
-                view.users[data[1].casefold()] = stranger
-        elif kind == "o":
-            stranger = view.users.get(data[1].casefold())
-            if stranger is not None and data[0] in stranger.roles:
-                stranger.roles[data[0]] = data[2]
-        elif kind == "a":
-            stranger = view.users.get(data[0].casefold())
-            if stranger is not None:
-                stranger.away = data[1]
 
     def _reconcile(self, node, view, truth):
         """Make C{view} what C{truth} says, telling members what changed."""

@@ -120,8 +120,8 @@ class Presence:
         # A name of ours the database gives another server (its owner took it
         # back there, or it was given away while we were cut off) is theirs:
         # ours gives way, once two beats agree (a claim may be passing).
-        lost = {key for key, user in self.names.items()
-                if key in names and user.claiming is None}
+        lost = {key for key in names.keys() & self.names.keys()
+                if self.names[key].claiming is None}
         for key in lost & self._lost:
             user = self.names.get(key)
             if user is not None and user.claiming is None:

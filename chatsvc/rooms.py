@@ -73,8 +73,7 @@ class Room:
     """
 
     __slots__ = ("id", "name", "key", "created", "members", "elsewhere", "recent", "queued",
-                 "ahead",
-                 "filling", "gapTimer",
+                 "ahead", "filling", "gapTimer",
                  "delivered", "outbox", "loading", "operators", "voiced", "invited",
                  "owner", "topic", "modes", "password", "limit", "lists", "roles")
     log = Logger()

@@ -112,14 +112,20 @@ class TwoNodesTests(ClusterProcessTests, TestCase):
         self.assertIn("* Welcome, alice.", "\n".join(again.lines))
 
     @defer.inlineCallbacks
-    def test_anAccountIsEveryServers(self):
-        (_, portA), (serverB, portB) = yield defer.gatherResults([self.node(), self.node()])
+    def registered(self, portA, serverB):
+        """alice on a, who registered her name, once b has heard of her account."""
         heard = serverB.logged("1 accounts registered or changed on other servers")
         alice = yield self.connect(portA, "alice")
         alice.send("register open-sesame")
         yield alice.waitFor("* The name alice is registered to you")
-        yield alice.bye()
         yield heard
+        return alice
+
+    @defer.inlineCallbacks
+    def test_anAccountIsEveryServers(self):
+        (_, portA), (serverB, portB) = yield defer.gatherResults([self.node(), self.node()])
+        alice = yield self.registered(portA, serverB)
+        yield alice.bye()
         other = yield self.connect(portB)
         other.send("alice")
         yield other.waitFor("! alice is a registered name.")
@@ -148,11 +154,7 @@ class TwoNodesTests(ClusterProcessTests, TestCase):
     @defer.inlineCallbacks
     def test_anOwnerTakesTheirNameBackFromAnotherServer(self):
         (_, portA), (serverB, portB) = yield defer.gatherResults([self.node(), self.node()])
-        heard = serverB.logged("1 accounts registered or changed on other servers")
-        alice = yield self.connect(portA, "alice")
-        alice.send("register open-sesame")
-        yield alice.waitFor("* The name alice is registered to you")
-        yield heard
+        alice = yield self.registered(portA, serverB)
         owner = yield self.connect(portB)  # alice again, on her phone, on b
         owner.send("alice")
         yield owner.waitFor("! alice is a registered name.")

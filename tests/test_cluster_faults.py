@@ -323,14 +323,25 @@ class DatabaseUnreachableTests(ClusterProcessTests, TestCase):
         yield notBeating
         carol.send("carol")
         seen = yield carol.waitFor(lambda line: line.startswith(("! ", "* Welcome,")))
+        self.assertEqual(seen[-1], NOT_ADMITTING)  # refused, and still at the prompt
         admitting = serverA.logged("The database answers again: admitting users")
         yield self.proxy.restore()
         yield admitting
+        carol.send("carol")
+        yield carol.waitFor("* Welcome, carol.")
         again = yield self.arrive(portB)
         again.send("carol")
         other = yield again.waitFor(lambda line: line.startswith(("! ", "* Welcome,")))
-        if seen[-1].startswith("* Welcome, carol."):  # a let her have it: so it is hers
-            self.assertEqual(other[-1], "! The name carol is taken. Choose another one.")
+        self.assertEqual(other[-1], "! The name carol is taken. Choose another one.")
+
+    @defer.inlineCallbacks
+    def cutTillFreed(self, portA, serverB):
+        """alice on a, then a cut off until b has freed her name: alice."""
+        alice = yield self.arrive(portA, "alice")
+        freed = serverB.logged("Freed 1 names held by servers gone silent")
+        yield self.proxy.cut()
+        yield freed
+        return alice
 
     @defer.inlineCallbacks
     def test_namesFreedWhileCutAreHeldAgain(self):
@@ -340,10 +351,7 @@ class DatabaseUnreachableTests(ClusterProcessTests, TestCase):
         gives them to nobody else.
         """
         (serverA, portA), (serverB, portB) = yield self.twoNodes()
-        alice = yield self.arrive(portA, "alice")
-        freed = serverB.logged("Freed 1 names held by servers gone silent")
-        yield self.proxy.cut()
-        yield freed
+        alice = yield self.cutTillFreed(portA, serverB)
         heldAgain = serverA.logged("Held 1 names in the database again, 1 kept")
         yield self.proxy.restore()
         yield heldAgain
@@ -361,10 +369,7 @@ class DatabaseUnreachableTests(ClusterProcessTests, TestCase):
         name is theirs, and a's alice becomes a guest (as after an IRC netsplit).
         """
         (serverA, portA), (serverB, portB) = yield self.twoNodes()
-        alice = yield self.arrive(portA, "alice")
-        freed = serverB.logged("Freed 1 names held by servers gone silent")
-        yield self.proxy.cut()
-        yield freed
+        alice = yield self.cutTillFreed(portA, serverB)
         other = yield self.arrive(portB, "alice")
         self.assertTrue(any(line.startswith("* Welcome, alice.") for line in other.lines))
         heldAgain = serverA.logged("Held 1 names in the database again, 0 kept")
