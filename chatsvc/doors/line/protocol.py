@@ -113,9 +113,9 @@ class ChatProtocol(Moderating, Connection):
             return self._welcome(name)
         self._waitFor(claiming.addCallback(self._claimed, name))  # with several servers
 
-    def _claimed(self, ours, name):
+    def _claimed(self, ours, name, signedIn=False):
         if ours:
-            return self._welcome(name)
+            return self._welcome(name, signedIn)
         self.error(str(errors.NameTaken(name)))
         self.notice(wording.NAME_PROMPT)
 
@@ -142,6 +142,9 @@ class ChatProtocol(Moderating, Connection):
             if self.user is None or self.user.name is None:
                 return
             self._tried = None
+            claiming = self.factory.lobby.whenClaimed(self.user)
+            if claiming is not None:  # several servers: welcomed once the name is theirs
+                return claiming.addCallback(self._claimed, name, signedIn=True)
             self._welcome(name, signedIn=True)
 
         def refused(failure):
